@@ -1,0 +1,264 @@
+// Package daemon assembles the appliance: it provisions the data dir (store,
+// seal key, admin token, admin TLS), then starts and stops the admin API.
+// The lifecycle follows Caddy's: New provisions and validates, Start
+// serves, Stop drains.
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/sallyport/terraform-provider-sallyport/appliance/admintoken"
+	"github.com/sallyport/terraform-provider-sallyport/appliance/api"
+	"github.com/sallyport/terraform-provider-sallyport/appliance/pki"
+	"github.com/sallyport/terraform-provider-sallyport/appliance/seal"
+	"github.com/sallyport/terraform-provider-sallyport/appliance/store"
+	"github.com/sallyport/terraform-provider-sallyport/appliance/store/boltstore"
+	"github.com/sallyport/terraform-provider-sallyport/appliance/version"
+)
+
+// Files in the data dir, beside those of admintoken and pki.
+const (
+	// StoreFile is the embedded store.
+	StoreFile = "sallyport.db"
+	// SealKeyFile is the key that encrypts secrets at rest.
+	SealKeyFile = "secrets.key"
+)
+
+// Config is how an appliance is started.
+type Config struct {
+	// DataDir holds all state; created 0700 when missing.
+	DataDir string
+	// AdminAddr is HOST:PORT of the admin API ("127.0.0.1:0" picks a port).
+	AdminAddr string
+	// AdminToken says where the admin token comes from (see admintoken).
+	AdminToken admintoken.Source
+	// AdminCertFile and AdminKeyFile replace the generated admin server
+	// certificate with the operator's.
+	AdminCertFile, AdminKeyFile string
+	// AdminSANs are extra names and IPs for the generated admin
+	// certificate (the listen host, localhost and loopback are always in).
+	AdminSANs []string
+	// Logger receives structured logs; slog.Default() when nil.
+	Logger *slog.Logger
+}
+
+// Appliance is a provisioned sallyportd.
+type Appliance struct {
+	cfg    Config
+	log    *slog.Logger
+	store  *store.Store
+	bolt   *boltstore.Backend
+	tls    *tls.Config
+	caPath string
+	caFP   string
+	token  bool // the admin token was generated on this start
+
+	mu       sync.Mutex
+	listener net.Listener
+	server   *http.Server
+	done     chan error
+}
+
+// New provisions an appliance in cfg.DataDir: it opens (or creates) the
+// store, the seal key, the admin token hash and the admin TLS material.
+func New(cfg Config) (*Appliance, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("a data dir is required (--data-dir or SALLYPORT_DATA_DIR)")
+	}
+	if cfg.AdminAddr == "" {
+		return nil, errors.New("an admin address is required (--admin-addr or SALLYPORT_ADMIN_ADDR)")
+	}
+	if _, _, err := net.SplitHostPort(cfg.AdminAddr); err != nil {
+		return nil, fmt.Errorf("admin address %q must be HOST:PORT: %w", cfg.AdminAddr, err)
+	}
+	if (cfg.AdminCertFile == "") != (cfg.AdminKeyFile == "") {
+		return nil, errors.New("give both an admin certificate file and its key file, or neither")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	dir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	cfg.DataDir = dir
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating the data dir: %w", err)
+	}
+	a := &Appliance{cfg: cfg, log: cfg.Logger}
+	if err := a.provision(); err != nil {
+		a.closeStore()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *Appliance) provision() error {
+	dir := a.cfg.DataDir
+	// The store's file lock is the data dir's lock: take it before touching
+	// anything else, so a second sallyportd on a busy data dir fails before
+	// it rewrites the token hash or the admin certificate under the first.
+	var err error
+	a.bolt, err = boltstore.Open(filepath.Join(dir, StoreFile))
+	if err != nil {
+		return fmt.Errorf("opening the store: %w", err)
+	}
+	sealer, err := seal.LoadOrCreateKeyFile(filepath.Join(dir, SealKeyFile))
+	if err != nil {
+		return fmt.Errorf("secrets key: %w", err)
+	}
+	hash, generated, err := admintoken.Resolve(dir, a.cfg.AdminToken)
+	if err != nil {
+		return fmt.Errorf("admin token: %w", err)
+	}
+	a.token = generated
+	tokens, err := admintoken.NewSet(hash)
+	if err != nil {
+		return fmt.Errorf("admin token: %w", err)
+	}
+	if err := a.provisionTLS(); err != nil {
+		return err
+	}
+	a.store = store.New(a.bolt, sealer)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	h := api.New(api.Config{Store: a.store, Tokens: tokens, Logger: a.log, Version: version.Version, Registry: reg})
+	a.server = api.NewHTTPServer(a.cfg.AdminAddr, h, a.log)
+	a.server.TLSConfig = a.tls
+	return nil
+}
+
+// provisionTLS loads the operator's admin certificate or creates the admin
+// CA and a server certificate issued by it.
+func (a *Appliance) provisionTLS() error {
+	dir := a.cfg.DataDir
+	var cert tls.Certificate
+	if a.cfg.AdminCertFile != "" {
+		c, err := tls.LoadX509KeyPair(a.cfg.AdminCertFile, a.cfg.AdminKeyFile)
+		if err != nil {
+			return fmt.Errorf("loading the admin certificate: %w", err)
+		}
+		cert = c
+		a.caPath, a.caFP = "", ""
+		a.log.Info("admin API uses the operator's certificate", "cert_file", a.cfg.AdminCertFile)
+	} else {
+		ca, err := pki.LoadOrCreateCA(dir, pki.AdminCAName)
+		if err != nil {
+			return fmt.Errorf("admin CA: %w", err)
+		}
+		names := append([]string{}, a.cfg.AdminSANs...)
+		if host, _, _ := net.SplitHostPort(a.cfg.AdminAddr); host != "" && host != "0.0.0.0" && host != "::" {
+			names = append(names, host)
+		}
+		c, err := pki.LoadOrCreateServerCert(dir, ca, names)
+		if err != nil {
+			return fmt.Errorf("admin server certificate: %w", err)
+		}
+		cert = *c
+		a.caPath = filepath.Join(dir, pki.AdminCAName+".pem")
+		a.caFP = ca.Fingerprint()
+		a.log.Info("admin CA ready", "ca_file", a.caPath, "ca_sha256_fingerprint", a.caFP)
+	}
+	a.tls = &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{cert},
+		NextProtos:   []string{"h2", "http/1.1"},
+	}
+	return nil
+}
+
+// Start listens on the admin address and serves in the background.
+func (a *Appliance) Start() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.listener != nil {
+		return errors.New("the appliance is already started")
+	}
+	ln, err := net.Listen("tcp", a.cfg.AdminAddr)
+	if err != nil {
+		return fmt.Errorf("admin API: %w", err)
+	}
+	a.listener = ln
+	a.done = make(chan error, 1)
+	go func() {
+		err := a.server.Serve(tls.NewListener(ln, a.tls))
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		a.done <- err
+	}()
+	a.log.Info("admin API listening", "addr", ln.Addr().String(), "store", a.bolt.Name(), "data_dir", a.cfg.DataDir, "version", version.Version)
+	return nil
+}
+
+// Done is closed-over by callers waiting for the admin server to fail.
+func (a *Appliance) Done() <-chan error { return a.done }
+
+// Stop drains in-flight requests until ctx ends, then closes the store.
+func (a *Appliance) Stop(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var err error
+	if a.listener != nil {
+		err = a.server.Shutdown(ctx)
+		a.listener = nil
+	}
+	if cerr := a.closeStore(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (a *Appliance) closeStore() error {
+	if a.bolt == nil {
+		return nil
+	}
+	err := a.bolt.Close()
+	a.bolt = nil
+	return err
+}
+
+// Store returns the appliance's desired-state store.
+func (a *Appliance) Store() *store.Store { return a.store }
+
+// AdminEndpoint is the admin API's base URL, with the port actually bound.
+func (a *Appliance) AdminEndpoint() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	addr := a.cfg.AdminAddr
+	if a.listener != nil {
+		addr = a.listener.Addr().String()
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return "https://" + net.JoinHostPort(host, port)
+}
+
+// AdminCAFile is the path of the admin CA certificate ("" when the
+// operator provided the admin certificate).
+func (a *Appliance) AdminCAFile() string { return a.caPath }
+
+// AdminCAFingerprint is the SHA-256 fingerprint of the admin CA (hex).
+func (a *Appliance) AdminCAFingerprint() string { return a.caFP }
+
+// TokenGenerated reports whether this start generated the admin token and
+// wrote it to admintoken.TokenFile in the data dir.
+func (a *Appliance) TokenGenerated() bool { return a.token }
+
+// DataDir is the absolute data dir.
+func (a *Appliance) DataDir() string { return a.cfg.DataDir }
