@@ -73,10 +73,10 @@ func (e *APIError) message() string {
 
 // errorBody is the JSON body of every API error.
 type errorBody struct {
-	Error      string          `json:"error"`
-	RequestID  string          `json:"request_id"`
-	Problems   []model.Problem `json:"problems"`
-	Dependents []model.ObjectRef     `json:"dependents"`
+	Error      string            `json:"error"`
+	RequestID  string            `json:"request_id"`
+	Problems   []model.Problem   `json:"problems"`
+	Dependents []model.ObjectRef `json:"dependents"`
 }
 
 // newAPIError builds an APIError from a non-2xx response whose body has
