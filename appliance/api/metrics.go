@@ -47,8 +47,10 @@ type objectsCollector struct{ st *store.Store }
 
 var objectsDesc = prometheus.NewDesc("sallyport_objects", "Objects in the desired-state store by kind.", []string{"kind"}, nil)
 
+// Describe implements prometheus.Collector.
 func (c *objectsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- objectsDesc }
 
+// Collect implements prometheus.Collector.
 func (c *objectsCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()

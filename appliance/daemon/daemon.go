@@ -99,7 +99,7 @@ func New(cfg Config) (*Appliance, error) {
 	}
 	a := &Appliance{cfg: cfg, log: cfg.Logger}
 	if err := a.provision(); err != nil {
-		a.closeStore()
+		_ = a.closeStore() // the provisioning error is the one to report
 		return nil, err
 	}
 	return a, nil

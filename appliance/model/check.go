@@ -131,7 +131,7 @@ func CheckServiceURL(s string, allowLoopbackHTTP bool, schemes ...string) (*url.
 	}
 	u, err := url.Parse(s)
 	if err != nil {
-		return nil, fmt.Errorf("not a valid URL: %v", errors.Unwrap(err))
+		return nil, fmt.Errorf("not a valid URL: %w", errors.Unwrap(err))
 	}
 	ok := false
 	for _, sc := range schemes {
@@ -178,7 +178,7 @@ func ParseCertificatesPEM(s string) ([]*x509.Certificate, error) {
 		}
 		c, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("certificate %d: %v", len(certs)+1, err)
+			return nil, fmt.Errorf("certificate %d: %w", len(certs)+1, err)
 		}
 		certs = append(certs, c)
 	}
@@ -249,14 +249,14 @@ func CheckEmail(s string) error {
 	return nil
 }
 
-// CheckDuration checks a Go duration string ("30s", "2m") within [min, max].
-func CheckDuration(s string, min, max time.Duration) error {
+// CheckDuration checks a Go duration string ("30s", "2m") within [lo, hi].
+func CheckDuration(s string, lo, hi time.Duration) error {
 	d, err := time.ParseDuration(s)
 	if err != nil {
 		return fmt.Errorf("%q is not a duration such as \"30s\" or \"2m\"", s)
 	}
-	if d < min || d > max {
-		return fmt.Errorf("must be between %s and %s", min, max)
+	if d < lo || d > hi {
+		return fmt.Errorf("must be between %s and %s", lo, hi)
 	}
 	return nil
 }

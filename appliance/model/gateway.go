@@ -6,7 +6,8 @@ import (
 	"strings"
 )
 
-// Signing algorithms a gateway may accept for OIDC tokens.
+// OIDCAlgorithms are the signing algorithms a gateway may accept for OIDC
+// tokens.
 var OIDCAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 
 // GatewaySpec is a listener that planners connect to.

@@ -38,7 +38,7 @@ func ObjectBucket(kind string) string { return "objects/" + kind }
 // Store's errors for missing objects.
 var ErrNotFound = errors.New("not found")
 
-// ErrStop, returned by a Scan callback, ends the scan without error.
+// ErrStop ends a scan without error when a Scan callback returns it.
 var ErrStop = errors.New("stop scan")
 
 // Backend is a transactional key-value engine.

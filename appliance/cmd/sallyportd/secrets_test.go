@@ -60,7 +60,7 @@ func newSecretCert(t *testing.T, cn string) secretCert {
 		certPEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
 		keyPEM:  string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})),
 		keyDER:  keyDER,
-		scalar:  key.D.FillBytes(make([]byte, 32)),
+		scalar:  scalarOf(t, key),
 	}
 }
 
@@ -300,4 +300,15 @@ func TestSecretsNeverLeak(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "sallyport.db")); err != nil {
 		t.Errorf("no store file was checked: %v", err)
 	}
+}
+
+// scalarOf returns the raw private scalar of key, a form the secret could
+// leak in.
+func scalarOf(t *testing.T, key *ecdsa.PrivateKey) []byte {
+	t.Helper()
+	b, err := key.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

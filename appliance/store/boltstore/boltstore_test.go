@@ -466,13 +466,13 @@ func TestViewRejectsWrites(t *testing.T) {
 	b, _ := openTemp(t)
 	err := b.View(context.Background(), func(tx store.Tx) error {
 		if err := tx.Put("b", "k", []byte("v")); !errors.Is(err, boltstore.ErrReadOnly) {
-			return fmt.Errorf("Put in View: err = %v, want ErrReadOnly", err)
+			return fmt.Errorf("Put in View: err = %w, want ErrReadOnly", err)
 		}
 		if err := tx.Delete("b", "k"); !errors.Is(err, boltstore.ErrReadOnly) {
-			return fmt.Errorf("Delete in View: err = %v, want ErrReadOnly", err)
+			return fmt.Errorf("Delete in View: err = %w, want ErrReadOnly", err)
 		}
 		if _, err := tx.NextSequence("b"); !errors.Is(err, boltstore.ErrReadOnly) {
-			return fmt.Errorf("NextSequence in View: err = %v, want ErrReadOnly", err)
+			return fmt.Errorf("NextSequence in View: err = %w, want ErrReadOnly", err)
 		}
 		return nil
 	})
