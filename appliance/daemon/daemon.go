@@ -15,13 +15,17 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/sallyport/terraform-provider-sallyport/appliance/admintoken"
 	"github.com/sallyport/terraform-provider-sallyport/appliance/api"
+	"github.com/sallyport/terraform-provider-sallyport/appliance/certificates"
+	"github.com/sallyport/terraform-provider-sallyport/appliance/gateway"
 	"github.com/sallyport/terraform-provider-sallyport/appliance/pki"
+	"github.com/sallyport/terraform-provider-sallyport/appliance/reconcile"
 	"github.com/sallyport/terraform-provider-sallyport/appliance/seal"
 	"github.com/sallyport/terraform-provider-sallyport/appliance/store"
 	"github.com/sallyport/terraform-provider-sallyport/appliance/store/boltstore"
@@ -34,7 +38,14 @@ const (
 	StoreFile = "sallyport.db"
 	// SealKeyFile is the key that encrypts secrets at rest.
 	SealKeyFile = "secrets.key"
+	// InternalCAName names the CA that issues self-signed gateway
+	// certificates and upstream client certificates (internal-ca.pem).
+	InternalCAName = "internal-ca"
 )
+
+// WriteLiveTimeout bounds how long an admin write waits for the data path
+// to run it before answering; the object's status then tells the rest.
+const WriteLiveTimeout = 60 * time.Second
 
 // Config is how an appliance is started.
 type Config struct {
@@ -65,10 +76,19 @@ type Appliance struct {
 	caFP   string
 	token  bool // the admin token was generated on this start
 
-	mu       sync.Mutex
-	listener net.Listener
-	server   *http.Server
-	done     chan error
+	tokens     *admintoken.Set
+	internalCA *pki.CA
+	certs      *certificates.Manager
+	registry   *prometheus.Registry
+
+	mu            sync.Mutex
+	listener      net.Listener
+	server        *http.Server
+	done          chan error
+	gateway       *gateway.Server
+	reconciler    *reconcile.Reconciler
+	cancel        context.CancelFunc
+	reconcileDone chan struct{}
 }
 
 // New provisions an appliance in cfg.DataDir: it opens (or creates) the
@@ -99,7 +119,7 @@ func New(cfg Config) (*Appliance, error) {
 	}
 	a := &Appliance{cfg: cfg, log: cfg.Logger}
 	if err := a.provision(); err != nil {
-		_ = a.closeStore() // the provisioning error is the one to report
+		_ = a.Stop(context.Background()) // the provisioning error is the one to report
 		return nil, err
 	}
 	return a, nil
@@ -132,12 +152,19 @@ func (a *Appliance) provision() error {
 		return err
 	}
 	a.store = store.New(a.bolt, sealer)
+	a.tokens = tokens
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	h := api.New(api.Config{Store: a.store, Tokens: tokens, Logger: a.log, Version: version.Version, Registry: reg})
-	a.server = api.NewHTTPServer(a.cfg.AdminAddr, h, a.log)
-	a.server.TLSConfig = a.tls
+	internalCA, err := pki.LoadOrCreateCA(dir, InternalCAName)
+	if err != nil {
+		return fmt.Errorf("internal CA: %w", err)
+	}
+	a.internalCA = internalCA
+	a.certs, err = certificates.New(certificates.Config{DataDir: dir, Logger: a.log, InternalCA: internalCA})
+	if err != nil {
+		return fmt.Errorf("certificates: %w", err)
+	}
+	a.registry = prometheus.NewRegistry()
+	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return nil
 }
 
@@ -180,7 +207,8 @@ func (a *Appliance) provisionTLS() error {
 	return nil
 }
 
-// Start listens on the admin address and serves in the background.
+// Start listens on the admin address, brings the data path to the stored
+// configuration, and serves in the background.
 func (a *Appliance) Start() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -191,6 +219,41 @@ func (a *Appliance) Start() error {
 	if err != nil {
 		return fmt.Errorf("admin API: %w", err)
 	}
+	// The data path may never dial the admin API, whatever a connection's
+	// upstream resolves to.
+	a.gateway, err = gateway.New(gateway.Options{
+		Logger:      a.log,
+		Registry:    a.registry,
+		DeniedAddrs: []string{a.cfg.AdminAddr, ln.Addr().String()},
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	a.reconciler = reconcile.New(reconcile.Config{Store: a.store, Gateway: a.gateway, Certificates: a.certs, Logger: a.log})
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	// Serve the stored configuration before declaring the appliance up.
+	a.reconciler.ReconcileNow(ctx)
+	a.reconcileDone = make(chan struct{})
+	go func() {
+		defer close(a.reconcileDone)
+		if err := a.reconciler.Run(ctx); err != nil {
+			a.log.Error("reconciler stopped", "error", err)
+		}
+	}()
+
+	h := api.New(api.Config{
+		Store: a.store, Tokens: a.tokens, Logger: a.log, Version: version.Version, Registry: a.registry,
+		AfterWrite: func(ctx context.Context, rev uint64) error {
+			ctx, cancel := context.WithTimeout(ctx, WriteLiveTimeout)
+			defer cancel()
+			return a.reconciler.WaitFor(ctx, rev)
+		},
+		ReconcileState: a.reconciler.State,
+	})
+	a.server = api.NewHTTPServer(a.cfg.AdminAddr, h, a.log)
+	a.server.TLSConfig = a.tls
 	a.listener = ln
 	a.done = make(chan error, 1)
 	go func() {
@@ -204,22 +267,34 @@ func (a *Appliance) Start() error {
 	return nil
 }
 
-// Done is closed-over by callers waiting for the admin server to fail.
+// Done receives the admin server's error if it stops by itself.
 func (a *Appliance) Done() <-chan error { return a.done }
 
-// Stop drains in-flight requests until ctx ends, then closes the store.
+// Stop drains the admin API and the data path until ctx ends, then closes
+// the certificate manager and the store.
 func (a *Appliance) Stop(ctx context.Context) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	var err error
+	var errs []error
 	if a.listener != nil {
-		err = a.server.Shutdown(ctx)
+		errs = append(errs, a.server.Shutdown(ctx))
 		a.listener = nil
 	}
-	if cerr := a.closeStore(); err == nil {
-		err = cerr
+	if a.cancel != nil {
+		a.cancel()
+		<-a.reconcileDone
+		a.cancel = nil
 	}
-	return err
+	if a.gateway != nil {
+		errs = append(errs, a.gateway.Close(ctx))
+		a.gateway = nil
+	}
+	if a.certs != nil {
+		errs = append(errs, a.certs.Close())
+		a.certs = nil
+	}
+	errs = append(errs, a.closeStore())
+	return errors.Join(errs...)
 }
 
 func (a *Appliance) closeStore() error {
@@ -259,6 +334,23 @@ func (a *Appliance) AdminCAFingerprint() string { return a.caFP }
 // TokenGenerated reports whether this start generated the admin token and
 // wrote it to admintoken.TokenFile in the data dir.
 func (a *Appliance) TokenGenerated() bool { return a.token }
+
+// InternalCAFile is the path of the internal CA certificate, which issues
+// self-signed gateway certificates: planners trust it to reach such a
+// gateway.
+func (a *Appliance) InternalCAFile() string {
+	return filepath.Join(a.cfg.DataDir, InternalCAName+".pem")
+}
+
+// InternalCA returns the appliance's internal CA.
+func (a *Appliance) InternalCA() *pki.CA { return a.internalCA }
+
+// Reconciler returns the appliance's reconciler (nil before Start).
+func (a *Appliance) Reconciler() *reconcile.Reconciler {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.reconciler
+}
 
 // DataDir is the absolute data dir.
 func (a *Appliance) DataDir() string { return a.cfg.DataDir }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/sallyport/terraform-provider-sallyport/appliance/admintoken"
 	"github.com/sallyport/terraform-provider-sallyport/appliance/daemon"
+	"github.com/sallyport/terraform-provider-sallyport/appliance/devdemo"
 )
 
 // DefaultDevDataDir is where `sallyportd dev` keeps its state between runs.
@@ -26,6 +28,8 @@ removed on exit.`, stderr)
 	var f serveFlags
 	f.register(fs, DefaultDevDataDir)
 	ephemeral := fs.Bool("ephemeral", false, "use a throw-away data dir, removed on exit")
+	noDemo := fs.Bool("no-demo", false, "start empty: no demo gateway, IdP or executor")
+	demoAddr := fs.String("demo-gateway-addr", "127.0.0.1:8444", "where the demo gateway listens")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -60,7 +64,29 @@ removed on exit.`, stderr)
 	if err != nil {
 		return err
 	}
-	return runUntilSignal(a, logger, func() { printDevBanner(stdout, a, token) })
+	var demo *devdemo.Demo
+	defer func() {
+		if demo != nil {
+			demo.Close()
+		}
+	}()
+	return runUntilSignal(a, logger, func() error {
+		if !*noDemo {
+			var err error
+			demo, err = devdemo.Start(context.Background(), devdemo.Options{
+				Store: a.Store(), InternalCA: a.InternalCA(), GatewayAddr: *demoAddr, Logger: logger,
+				WaitLive: a.Reconciler().WaitFor,
+			})
+			if err != nil {
+				return fmt.Errorf("starting the demo (use --no-demo to skip it): %w", err)
+			}
+		}
+		printDevBanner(stdout, a, token)
+		if demo != nil {
+			printDemoBanner(stdout, a, demo)
+		}
+		return nil
+	})
 }
 
 // devToken reads the dev token kept in path, or creates one.
@@ -104,4 +130,30 @@ Then try:
 curl --cacert %s -H "Authorization: Bearer $SALLYPORT_TOKEN" $SALLYPORT_ENDPOINT/v1/status
 
 `, a.DataDir(), ep, token, ca, fp, ep, token, ca, fp, ca)
+}
+
+func printDemoBanner(w io.Writer, a *daemon.Appliance, d *devdemo.Demo) {
+	ca := a.InternalCAFile()
+	fmt.Fprintf(w, `Demo data path: gateway "demo" at %s, an example executor behind it over
+mutual TLS, a local OpenID provider at %s, and a binding that admits
+the subject %q. The gateway injects the executor's credential; the
+planner never holds it.
+
+Through the gateway as the planner (the executor echoes what it received):
+
+%s
+
+Refused with 403 (a valid token, but no binding admits its subject):
+
+%s
+
+Refused with 401 (no token):
+
+%s
+
+A fresh planner token (tokens last 8 hours):
+
+%s
+
+`, d.GatewayURL, d.Issuer, devdemo.PlannerSubject, d.CurlAllowed(ca), d.CurlDenied(ca), d.CurlNoToken(ca), d.TokenCommand(ca))
 }

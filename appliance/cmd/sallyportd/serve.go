@@ -88,7 +88,7 @@ logged. Logs are JSON lines on stderr.`, stderr)
 
 // runUntilSignal starts a, calls started (if any), and stops a on SIGINT
 // or SIGTERM, draining requests for up to 15 seconds.
-func runUntilSignal(a *daemon.Appliance, logger *slog.Logger, started func()) error {
+func runUntilSignal(a *daemon.Appliance, logger *slog.Logger, started func() error) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := a.Start(); err != nil {
@@ -96,7 +96,10 @@ func runUntilSignal(a *daemon.Appliance, logger *slog.Logger, started func()) er
 		return err
 	}
 	if started != nil {
-		started()
+		if err := started(); err != nil {
+			_ = a.Stop(context.Background())
+			return err
+		}
 	}
 	var serveErr error
 	select {

@@ -1,0 +1,263 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Upstream defaults for timeouts a connection leaves at zero.
+const (
+	defaultConnectTimeout        = 10 * time.Second
+	defaultResponseHeaderTimeout = 60 * time.Second
+	defaultIdleTimeout           = 90 * time.Second
+)
+
+// poolKey identifies an upstream transport: connections with equal keys
+// share one keep-alive pool, across runtime versions too.
+type poolKey struct {
+	host     string // host:port
+	tls      any    // *tls.Config pointer, or the UpstreamTLSKey
+	timeouts Timeouts
+	h2only   bool
+}
+
+// upstream is a pooled transport to one executor.
+type upstream struct {
+	tr       *http.Transport
+	inflight atomic.Int64
+	retired  atomic.Bool
+}
+
+// acquire marks a request in flight on u.
+func (u *upstream) acquire() { u.inflight.Add(1) }
+
+// release ends a request; the last one on a retired transport closes its
+// idle connections (CloseIdleConnections never breaks a request in
+// flight, but connections returned to the pool after it would linger).
+func (u *upstream) release() {
+	if u.inflight.Add(-1) == 0 && u.retired.Load() {
+		u.tr.CloseIdleConnections()
+	}
+}
+
+// retire is called once no table version refers to u any more.
+func (u *upstream) retire() {
+	u.retired.Store(true)
+	if u.inflight.Load() == 0 {
+		u.tr.CloseIdleConnections()
+	}
+}
+
+// upstreamPool holds the transports of one table version.
+type upstreamPool struct {
+	prev map[poolKey]*upstream
+	m    map[poolKey]*upstream
+}
+
+func newUpstreamPool(prev map[poolKey]*upstream) *upstreamPool {
+	return &upstreamPool{prev: prev, m: map[poolKey]*upstream{}}
+}
+
+func upstreamKey(c *Connection) poolKey {
+	k := poolKey{host: c.Upstream.Host, timeouts: c.Timeouts, h2only: c.Protocol == protoGRPC}
+	if c.UpstreamTLSKey != "" {
+		k.tls = c.UpstreamTLSKey
+	} else {
+		k.tls = c.UpstreamTLS
+	}
+	return k
+}
+
+// get returns the transport for c: the previous version's when its key is
+// unchanged.
+func (p *upstreamPool) get(s *Server, c *Connection) *upstream {
+	k := upstreamKey(c)
+	if u := p.m[k]; u != nil {
+		return u
+	}
+	u := p.prev[k]
+	if u == nil {
+		u = &upstream{tr: s.newTransport(c)}
+	}
+	p.m[k] = u
+	return u
+}
+
+// newTransport builds the transport for a connection's executor.
+func (s *Server) newTransport(c *Connection) *http.Transport {
+	to := c.Timeouts
+	connect := cmpDuration(to.Connect, defaultConnectTimeout)
+	var tlsc *tls.Config
+	if c.UpstreamTLS != nil {
+		tlsc = c.UpstreamTLS.Clone()
+	} else {
+		tlsc = &tls.Config{} // system roots
+	}
+	tlsc.MinVersion = max(tlsc.MinVersion, tls.VersionTLS12)
+	tlsc.InsecureSkipVerify = false
+	tr := &http.Transport{
+		// Never a proxy from the environment: the executor is reached
+		// directly, through the destination guard.
+		Proxy:                  nil,
+		DialContext:            s.guard.dialer(connect, s.opts.Resolver).DialContext,
+		TLSClientConfig:        tlsc,
+		TLSHandshakeTimeout:    connect,
+		ResponseHeaderTimeout:  cmpDuration(to.ResponseHeader, defaultResponseHeaderTimeout),
+		IdleConnTimeout:        cmpDuration(to.Idle, defaultIdleTimeout),
+		ExpectContinueTimeout:  time.Second,
+		MaxIdleConns:           0,
+		MaxIdleConnsPerHost:    256,
+		MaxResponseHeaderBytes: 1 << 20,
+		// Bodies pass through as they are: no transparent gzip.
+		DisableCompression: true,
+		ForceAttemptHTTP2:  true,
+		WriteBufferSize:    32 << 10,
+		ReadBufferSize:     32 << 10,
+	}
+	if c.Protocol == protoGRPC {
+		// gRPC is HTTP/2 end to end.
+		var p http.Protocols
+		p.SetHTTP2(true)
+		tr.Protocols = &p
+	}
+	return tr
+}
+
+func cmpDuration(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// bufPool serves httputil.ReverseProxy's copy buffers.
+type bufPool struct{ p sync.Pool }
+
+// Get implements httputil.BufferPool.
+func (b *bufPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+// Put implements httputil.BufferPool.
+func (b *bufPool) Put(buf []byte) { b.p.Put(&buf) }
+
+var copyBuffers = &bufPool{}
+
+// newProxy builds the reverse proxy of an http or grpc route.
+func (s *Server) newProxy(r *route) *httputil.ReverseProxy {
+	p := &httputil.ReverseProxy{
+		Rewrite:      r.rewrite,
+		Transport:    r.up.tr,
+		ErrorHandler: proxyError,
+		BufferPool:   copyBuffers,
+		ErrorLog:     s.errLog,
+	}
+	if r.c.Protocol == protoGRPC {
+		// Streaming RPCs: every message goes out as soon as it arrives.
+		p.FlushInterval = -1
+	}
+	// For http, the default flushes at once for streams of unknown length
+	// and server-sent events, and buffers only fixed-length bodies.
+	return p
+}
+
+// rewrite turns the cleaned inbound request into the executor's request.
+// It runs after httputil.ReverseProxy has removed hop-by-hop headers, so
+// nothing set here can be stripped by a client's Connection header.
+func (r *route) rewrite(pr *httputil.ProxyRequest) {
+	in, out := pr.In, pr.Out
+	u := out.URL
+	u.Scheme = "https"
+	u.Host = r.c.Upstream.Host
+	// in.URL carries the normalized path (set by the handler).
+	u.Path = r.basePath + in.URL.Path
+	u.RawPath = r.baseRaw + in.URL.RawPath
+	if in.URL.RawPath == "" {
+		u.RawPath = ""
+	}
+	u.Fragment, u.RawFragment, u.User, u.Opaque = "", "", nil, ""
+	out.Host = "" // the executor's own name
+
+	h := out.Header
+	scrubHeaders(h)
+	var clientIP, fwd string
+	if st, ok := in.Context().Value(connStateKey{}).(*connState); ok {
+		clientIP, fwd = st.clientIP, st.forwarded(in.Host)
+	} else {
+		clientIP = remoteIP(in.RemoteAddr)
+		fwd = forwarded(clientIP, in.Host)
+	}
+	// One allocation for the gateway's header values.
+	vals := [...]string{clientIP, in.Host, "https", fwd}
+	vs := vals[:]
+	h["X-Forwarded-For"] = vs[0:1:1]
+	h["X-Forwarded-Host"] = vs[1:2:2]
+	h["X-Forwarded-Proto"] = vs[2:3:3]
+	h["Forwarded"] = vs[3:4:4]
+	if rid := in.Header["X-Request-Id"]; len(rid) == 1 {
+		h["X-Request-Id"] = rid
+	}
+	for _, iv := range r.inject {
+		h[iv.key] = iv.value
+	}
+}
+
+// remoteIP returns the IP of a RemoteAddr, without the port.
+func remoteIP(remote string) string {
+	if ap, err := netip.ParseAddrPort(remote); err == nil {
+		return ap.Addr().Unmap().String()
+	}
+	return ""
+}
+
+// forwarded builds an RFC 7239 Forwarded value. host has passed net/http's
+// Host validation (no quotes or backslashes), so it needs no escaping.
+func forwarded(ip, host string) string {
+	if strings.IndexByte(ip, ':') >= 0 {
+		ip = "[" + ip + "]"
+	}
+	return `for="` + ip + `";host="` + host + `";proto=https`
+}
+
+// proxyError answers a failed upstream exchange: 504 for a timeout, 413 for
+// a request body over the limit, 502 for everything else. Nothing about
+// the executor or the cause reaches the client beyond the status.
+func proxyError(w http.ResponseWriter, req *http.Request, err error) {
+	status, reason := http.StatusBadGateway, reasonUpstreamError
+	var nerr net.Error
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		status, reason = http.StatusRequestEntityTooLarge, reasonBodyTooLarge
+	case errors.Is(err, ErrDestinationDenied):
+		reason = reasonDestination
+	case errors.Is(err, context.Canceled) && req.Context().Err() != nil:
+		// The client went away; nobody reads this answer.
+		status, reason = 499, reasonClientGone
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &nerr) && nerr.Timeout():
+		status, reason = http.StatusGatewayTimeout, reasonUpstreamTimeout
+	}
+	if ex, ok := w.(*exchange); ok {
+		ex.reason = reason
+		ex.err = err
+		if status == 499 {
+			ex.status = status
+			return
+		}
+		writeError(ex, status, ex.id, false)
+		return
+	}
+	w.WriteHeader(status)
+}

@@ -1,0 +1,368 @@
+package reconcile
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/sallyport/terraform-provider-sallyport/appliance/certificates"
+	"github.com/sallyport/terraform-provider-sallyport/appliance/gateway"
+	"github.com/sallyport/terraform-provider-sallyport/appliance/identity"
+	"github.com/sallyport/terraform-provider-sallyport/appliance/model"
+	"github.com/sallyport/terraform-provider-sallyport/appliance/store"
+)
+
+// Upstream timeouts when a connection sets none.
+const (
+	DefaultConnectTimeout        = 10 * time.Second
+	DefaultResponseHeaderTimeout = 60 * time.Second
+	DefaultIdleTimeout           = 90 * time.Second
+)
+
+// builder turns a snapshot into a runtime. It caches what is expensive or
+// must keep its identity across versions (certificate management, token
+// verifiers with their key caches, upstream TLS configs that key the
+// gateway's connection pools), keyed by everything they depend on.
+type builder struct {
+	store *store.Store
+	certs *certificates.Manager
+	log   *slog.Logger
+
+	serving   map[string]*certificates.Serving
+	upstreams map[string]*tls.Config
+	verifiers map[string]*identity.OIDCVerifier
+	// used are the cache keys the last build used; prune drops the rest
+	// once that build is live.
+	usedServing, usedUpstream, usedVerifier map[string]bool
+}
+
+func newBuilder(st *store.Store, certs *certificates.Manager, log *slog.Logger) *builder {
+	return &builder{
+		store: st, certs: certs, log: log,
+		serving:   map[string]*certificates.Serving{},
+		upstreams: map[string]*tls.Config{},
+		verifiers: map[string]*identity.OIDCVerifier{},
+	}
+}
+
+// index is a snapshot by id.
+type index struct {
+	tls      map[string]*model.Resource
+	conns    map[string][]*model.Resource // by gateway id
+	bindings map[string][]*model.Resource // by connection id
+}
+
+func newIndex(snap *store.Snapshot) *index {
+	ix := &index{tls: map[string]*model.Resource{}, conns: map[string][]*model.Resource{}, bindings: map[string][]*model.Resource{}}
+	for _, o := range snap.Objects[model.KindTLSSettings] {
+		ix.tls[o.ID] = o
+	}
+	for _, o := range snap.Objects[model.KindConnection] {
+		gw := o.Spec.(*model.ConnectionSpec).GatewayID
+		ix.conns[gw] = append(ix.conns[gw], o)
+	}
+	for _, o := range snap.Objects[model.KindIdentityBinding] {
+		c := o.Spec.(*model.IdentityBindingSpec).ConnectionID
+		ix.bindings[c] = append(ix.bindings[c], o)
+	}
+	return ix
+}
+
+// runtime builds the data path of snap. An object that fails to build is
+// reported in its status and, where a previous version of it runs in prev,
+// that version keeps serving. pending says some object waits for something
+// outside the appliance (a certificate being obtained).
+func (b *builder) runtime(ctx context.Context, snap *store.Snapshot, prev *gateway.Runtime) (*gateway.Runtime, map[string]model.Status, bool) {
+	ix := newIndex(snap)
+	statuses := map[string]model.Status{}
+	ok := func(o *model.Resource) { statuses[o.ID] = model.Status{Ready: true, ObservedGeneration: o.Generation} }
+	bad := func(o *model.Resource, err error) {
+		statuses[o.ID] = model.Status{ObservedGeneration: o.Generation, Message: err.Error()}
+	}
+	for _, o := range snap.Objects[model.KindTLSSettings] {
+		ok(o) // refined below when a user of it fails because of it
+	}
+	rt := &gateway.Runtime{Revision: snap.Revision}
+	pending := false
+	usedServing, usedUpstream, usedVerifier := map[string]bool{}, map[string]bool{}, map[string]bool{}
+
+	for _, gwObj := range snap.Objects[model.KindGateway] {
+		spec := gwObj.Spec.(*model.GatewaySpec)
+		gw, err := b.gateway(ctx, gwObj, ix, prev, usedServing, usedVerifier)
+		if err != nil {
+			bad(gwObj, err)
+			if old := prevGateway(prev, gwObj.ID); old != nil {
+				rt.Gateways = append(rt.Gateways, old)
+			}
+			if errorOfTLS(err) {
+				bad(ix.tls[spec.TLSSettingsID], err)
+			}
+			continue
+		}
+		st := model.Status{Ready: true, ObservedGeneration: gwObj.Generation, Certificate: gw.status()}
+		if ready, msg := gw.serving.Ready(); !ready {
+			st.Ready, st.Message = false, msg
+			pending = true
+		}
+		statuses[gwObj.ID] = st
+
+		for _, cObj := range ix.conns[gwObj.ID] {
+			conn, err := b.connection(ctx, cObj, ix, usedUpstream, statuses)
+			if err != nil {
+				bad(cObj, err)
+				if old := prevConnection(prev, cObj.ID); old != nil {
+					gw.rt.Connections = append(gw.rt.Connections, old)
+				}
+				continue
+			}
+			ok(cObj)
+			gw.rt.Connections = append(gw.rt.Connections, conn)
+		}
+		rt.Gateways = append(rt.Gateways, gw.rt)
+	}
+	b.usedServing, b.usedUpstream, b.usedVerifier = usedServing, usedUpstream, usedVerifier
+	return rt, statuses, pending
+}
+
+// tlsError marks a failure caused by a TLS settings object, so that object's
+// status shows it too.
+type tlsError struct{ err error }
+
+func (e tlsError) Error() string { return e.err.Error() }
+func (e tlsError) Unwrap() error { return e.err }
+
+func errorOfTLS(err error) bool {
+	_, ok := err.(tlsError)
+	return ok
+}
+
+type builtGateway struct {
+	rt      *gateway.Gateway
+	serving *certificates.Serving
+}
+
+func (g *builtGateway) status() *model.CertificateStatus {
+	if g.serving.Status == nil {
+		return nil
+	}
+	return g.serving.Status()
+}
+
+func (b *builder) gateway(ctx context.Context, o *model.Resource, ix *index, prev *gateway.Runtime, usedServing, usedVerifier map[string]bool) (*builtGateway, error) {
+	spec := o.Spec.(*model.GatewaySpec)
+	tlsObj := ix.tls[spec.TLSSettingsID]
+	if tlsObj == nil {
+		return nil, fmt.Errorf("TLS settings %s do not exist", spec.TLSSettingsID)
+	}
+	tlsSpec := tlsObj.Spec.(*model.TLSSettingsSpec)
+	key := fmt.Sprintf("%s/%d/%s", tlsObj.ID, tlsObj.Generation, strings.Join(spec.Hostnames, ","))
+	serving := b.serving[key]
+	if serving == nil {
+		var err error
+		serving, err = b.certs.Serving(ctx, certificates.ServingRequest{
+			TLSSettingsID: tlsObj.ID,
+			Spec:          tlsSpec,
+			Secret:        b.secrets(ctx, tlsObj.ID),
+			Hostnames:     spec.Hostnames,
+		})
+		if err != nil {
+			return nil, tlsError{fmt.Errorf("TLS settings %q: %w", tlsObj.Name, err)}
+		}
+		b.serving[key] = serving
+	}
+	usedServing[key] = true
+
+	minVersion, err := certificates.ParseMinVersion(tlsSpec.MinVersion)
+	if err != nil {
+		return nil, tlsError{fmt.Errorf("TLS settings %q: %w", tlsObj.Name, err)}
+	}
+	clientAuth, clientCAs, err := certificates.ClientAuth(tlsSpec)
+	if err != nil {
+		return nil, tlsError{fmt.Errorf("TLS settings %q: %w", tlsObj.Name, err)}
+	}
+	stls := &gateway.ServerTLS{
+		MinVersion:     minVersion,
+		GetCertificate: serving.GetCertificate,
+		NextProtos:     serving.NextProtos,
+		ClientAuth:     clientAuth,
+		ClientCAs:      clientCAs,
+	}
+	gw := &gateway.Gateway{
+		ID: o.ID, Name: o.Name, Generation: o.Generation,
+		ListenAddr: spec.ListenAddr, Hostnames: spec.Hostnames, TLS: stls,
+	}
+	if len(spec.OIDCProviders) > 0 {
+		vkey, err := json.Marshal(spec.OIDCProviders)
+		if err != nil {
+			return nil, fmt.Errorf("encoding OIDC providers: %w", err)
+		}
+		v := b.verifiers[string(vkey)]
+		if v == nil {
+			// A changed provider list keeps what it can of the gateway's
+			// previous verifier (discovery, keys, cached tokens).
+			prevV, _ := prevTokens(prev, o.ID).(*identity.OIDCVerifier)
+			v, err = identity.NewOIDCVerifier(spec.OIDCProviders, identity.OIDCOptions{Logger: b.log, Previous: prevV})
+			if err != nil {
+				return nil, fmt.Errorf("OIDC providers: %w", err)
+			}
+			b.verifiers[string(vkey)] = v
+		}
+		usedVerifier[string(vkey)] = true
+		gw.Tokens = v
+	}
+	return &builtGateway{rt: gw, serving: serving}, nil
+}
+
+func (b *builder) connection(ctx context.Context, o *model.Resource, ix *index, usedUpstream map[string]bool, statuses map[string]model.Status) (*gateway.Connection, error) {
+	spec := o.Spec.(*model.ConnectionSpec)
+	u, err := url.Parse(spec.UpstreamURL)
+	if err != nil {
+		return nil, fmt.Errorf("upstream_url: %w", err)
+	}
+	var (
+		tlsSpec *model.TLSSettingsSpec
+		tlsKey  = "system"
+		tlsID   string
+	)
+	if id := spec.UpstreamTLSSettingsID; id != "" {
+		t := ix.tls[id]
+		if t == nil {
+			return nil, fmt.Errorf("upstream TLS settings %s do not exist", id)
+		}
+		tlsSpec, tlsID = t.Spec.(*model.TLSSettingsSpec), t.ID
+		tlsKey = fmt.Sprintf("%s/%d", t.ID, t.Generation)
+	}
+	key := tlsKey + "/" + u.Hostname()
+	upTLS := b.upstreams[key]
+	if upTLS == nil {
+		upTLS, err = b.certs.Upstream(ctx, certificates.UpstreamRequest{
+			TLSSettingsID: tlsID, Spec: tlsSpec, Secret: b.secrets(ctx, tlsID), ServerName: u.Hostname(),
+		})
+		if err != nil {
+			if tlsID != "" {
+				t := ix.tls[tlsID]
+				statuses[tlsID] = model.Status{ObservedGeneration: t.Generation, Message: err.Error()}
+			}
+			return nil, fmt.Errorf("upstream TLS: %w", err)
+		}
+		b.upstreams[key] = upTLS
+	}
+	usedUpstream[key] = true
+
+	c := &gateway.Connection{
+		ID: o.ID, Name: o.Name, Generation: o.Generation,
+		Protocol: spec.Protocol, Hostname: spec.Hostname, PathPrefix: spec.PathPrefix,
+		Upstream: u, UpstreamTLS: upTLS, UpstreamTLSKey: key,
+		Timeouts: gateway.Timeouts{Connect: DefaultConnectTimeout, ResponseHeader: DefaultResponseHeaderTimeout, Idle: DefaultIdleTimeout},
+	}
+	if t := spec.Timeouts; t != nil {
+		setDuration(&c.Timeouts.Connect, t.Connect)
+		setDuration(&c.Timeouts.ResponseHeader, t.ResponseHeader)
+		setDuration(&c.Timeouts.Idle, t.Idle)
+	}
+	if len(spec.InjectHeaders) > 0 {
+		c.InjectHeaders = http.Header{}
+		for _, f := range spec.Secrets() {
+			v, err := b.store.SecretValue(ctx, o.ID, f.Path)
+			if err != nil {
+				return nil, fmt.Errorf("reading %s: %w", f.Path, err)
+			}
+			c.InjectHeaders.Set(strings.TrimPrefix(f.Path, "spec.inject_headers."), v)
+		}
+	}
+	for _, bObj := range ix.bindings[o.ID] {
+		bspec := bObj.Spec.(*model.IdentityBindingSpec)
+		bnd, err := identity.CompileBinding(bObj.ID, bObj.Name, bspec)
+		if err != nil {
+			statuses[bObj.ID] = model.Status{ObservedGeneration: bObj.Generation, Message: err.Error()}
+			continue
+		}
+		statuses[bObj.ID] = model.Status{Ready: true, ObservedGeneration: bObj.Generation}
+		c.Bindings = append(c.Bindings, bnd)
+	}
+	return c, nil
+}
+
+// secrets returns a lookup of an object's secret values for the
+// certificates manager.
+func (b *builder) secrets(ctx context.Context, id string) func(string) (string, error) {
+	return func(path string) (string, error) {
+		if id == "" {
+			return "", fmt.Errorf("no secret %s", path)
+		}
+		return b.store.SecretValue(ctx, id, path)
+	}
+}
+
+// prune drops the cache entries the last build did not use, once it is
+// live (the running runtime may still use them until then), releasing
+// what they hold (an ACME serving stops its certificate maintenance).
+func (b *builder) prune() {
+	for k, sv := range b.serving {
+		if !b.usedServing[k] {
+			if sv.Close != nil {
+				sv.Close()
+			}
+			delete(b.serving, k)
+		}
+	}
+	for k := range b.upstreams {
+		if !b.usedUpstream[k] {
+			delete(b.upstreams, k)
+		}
+	}
+	for k := range b.verifiers {
+		if !b.usedVerifier[k] {
+			delete(b.verifiers, k)
+		}
+	}
+}
+
+func setDuration(d *time.Duration, s string) {
+	if s == "" {
+		return
+	}
+	if v, err := time.ParseDuration(s); err == nil {
+		*d = v
+	}
+}
+
+
+func prevGateway(rt *gateway.Runtime, id string) *gateway.Gateway {
+	if rt == nil {
+		return nil
+	}
+	for _, g := range rt.Gateways {
+		if g.ID == id {
+			return g
+		}
+	}
+	return nil
+}
+
+func prevConnection(rt *gateway.Runtime, id string) *gateway.Connection {
+	if rt == nil {
+		return nil
+	}
+	for _, g := range rt.Gateways {
+		for _, c := range g.Connections {
+			if c.ID == id {
+				return c
+			}
+		}
+	}
+	return nil
+}
+
+func prevTokens(rt *gateway.Runtime, id string) identity.TokenVerifier {
+	if g := prevGateway(rt, id); g != nil {
+		return g.Tokens
+	}
+	return nil
+}
