@@ -338,4 +338,3 @@ func (d *Demo) Client(caPEM []byte) *http.Client {
 		ForceAttemptHTTP2: true,
 	}}
 }
-

@@ -333,7 +333,6 @@ func setDuration(d *time.Duration, s string) {
 	}
 }
 
-
 func prevGateway(rt *gateway.Runtime, id string) *gateway.Gateway {
 	if rt == nil {
 		return nil
