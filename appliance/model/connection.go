@@ -37,6 +37,12 @@ type ConnectionSpec struct {
 	InjectHeaders map[string]*Secret `json:"inject_headers,omitempty"`
 	// Timeouts bound the upstream side.
 	Timeouts *ConnectionTimeouts `json:"timeouts,omitempty"`
+	// Recording records the connection's sessions.
+	Recording *RecordingSpec `json:"recording,omitempty"`
+	// Masking rules apply to responses, in order.
+	Masking []MaskingRule `json:"masking,omitempty"`
+	// Guardrails apply to every request of the connection.
+	Guardrails *Guardrails `json:"guardrails,omitempty"`
 }
 
 // ConnectionTimeouts bound the upstream side of a connection; each is a Go
@@ -169,6 +175,13 @@ func (s *ConnectionSpec) Validate(secret SecretLookup) Problems {
 			ps.Add(InjectHeaderPath(n), "same header as %q (header names are case-insensitive)", other)
 		}
 		seen[c] = n
+	}
+	if s.Recording != nil {
+		s.Recording.validate(&ps, "spec.recording")
+	}
+	validateMasking(s.Masking, &ps, "spec.masking")
+	if s.Guardrails != nil {
+		s.Guardrails.validate(&ps, "spec.guardrails")
 	}
 	if t := s.Timeouts; t != nil {
 		for _, d := range []struct{ name, v string }{{"connect", t.Connect}, {"response_header", t.ResponseHeader}, {"idle", t.Idle}} {

@@ -37,6 +37,9 @@ type IdentityBindingSpec struct {
 	// ExpiresAt ends the binding by itself (RFC 3339), for just-in-time
 	// access.
 	ExpiresAt string `json:"expires_at,omitempty"`
+	// Guardrails apply to the requests this binding admits, on top of the
+	// connection's.
+	Guardrails *Guardrails `json:"guardrails,omitempty"`
 }
 
 // Kind implements Spec.
@@ -121,6 +124,9 @@ func (s *IdentityBindingSpec) Validate(SecretLookup) Problems {
 	}
 	for i, m := range s.AllowedGRPCMethods {
 		ps.Check(fmt.Sprintf("spec.allowed_grpc_methods[%d]", i), CheckGRPCMethod(m))
+	}
+	if s.Guardrails != nil {
+		s.Guardrails.validate(&ps, "spec.guardrails")
 	}
 	if s.ExpiresAt != "" {
 		if _, err := time.Parse(time.RFC3339, s.ExpiresAt); err != nil {
