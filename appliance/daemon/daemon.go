@@ -86,6 +86,7 @@ type Appliance struct {
 	server        *http.Server
 	done          chan error
 	gateway       *gateway.Server
+	challenges    *certificates.ChallengeServer
 	reconciler    *reconcile.Reconciler
 	cancel        context.CancelFunc
 	reconcileDone chan struct{}
@@ -230,7 +231,8 @@ func (a *Appliance) Start() error {
 		ln.Close()
 		return err
 	}
-	a.reconciler = reconcile.New(reconcile.Config{Store: a.store, Gateway: a.gateway, Certificates: a.certs, Logger: a.log})
+	a.challenges = certificates.NewChallengeServer(a.log)
+	a.reconciler = reconcile.New(reconcile.Config{Store: a.store, Gateway: a.gateway, Certificates: a.certs, Challenges: a.challenges, Logger: a.log})
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	// Serve the stored configuration before declaring the appliance up.
@@ -288,6 +290,10 @@ func (a *Appliance) Stop(ctx context.Context) error {
 	if a.gateway != nil {
 		errs = append(errs, a.gateway.Close(ctx))
 		a.gateway = nil
+	}
+	if a.challenges != nil {
+		errs = append(errs, a.challenges.Close(ctx))
+		a.challenges = nil
 	}
 	if a.certs != nil {
 		errs = append(errs, a.certs.Close())

@@ -40,6 +40,10 @@ type builder struct {
 	// used are the cache keys the last build used; prune drops the rest
 	// once that build is live.
 	usedServing, usedUpstream, usedVerifier map[string]bool
+	// challenges are the HTTP-01 routes of the last build by listen
+	// address, and challengeGateways the gateways behind each address.
+	challenges        map[string][]certificates.ChallengeRoute
+	challengeGateways map[string][]string
 }
 
 func newBuilder(st *store.Store, certs *certificates.Manager, log *slog.Logger) *builder {
@@ -89,6 +93,7 @@ func (b *builder) runtime(ctx context.Context, snap *store.Snapshot, prev *gatew
 		ok(o) // refined below when a user of it fails because of it
 	}
 	rt := &gateway.Runtime{Revision: snap.Revision}
+	b.challenges, b.challengeGateways = map[string][]certificates.ChallengeRoute{}, map[string][]string{}
 	pending := false
 	usedServing, usedUpstream, usedVerifier := map[string]bool{}, map[string]bool{}, map[string]bool{}
 
@@ -111,6 +116,11 @@ func (b *builder) runtime(ctx context.Context, snap *store.Snapshot, prev *gatew
 			pending = true
 		}
 		statuses[gwObj.ID] = st
+		if gw.serving.HTTPChallenge != nil {
+			addr := ix.tls[spec.TLSSettingsID].Spec.(*model.TLSSettingsSpec).Certificate.ACME.HTTPChallengeAddr
+			b.challenges[addr] = append(b.challenges[addr], certificates.ChallengeRoute{Hostnames: spec.Hostnames, Handler: gw.serving.HTTPChallenge})
+			b.challengeGateways[addr] = append(b.challengeGateways[addr], gwObj.ID)
+		}
 
 		for _, cObj := range ix.conns[gwObj.ID] {
 			conn, err := b.connection(ctx, cObj, ix, usedUpstream, statuses)

@@ -23,7 +23,9 @@ type Config struct {
 	Store        *store.Store
 	Gateway      *gateway.Server
 	Certificates *certificates.Manager
-	Logger       *slog.Logger
+	// Challenges answers ACME HTTP-01 challenges (none when nil).
+	Challenges *certificates.ChallengeServer
+	Logger     *slog.Logger
 	// Resync re-runs the reconcile this often even without a change, to
 	// pick up certificates obtained in the background (default 2s while
 	// something is pending, 30s otherwise).
@@ -106,6 +108,13 @@ func (r *Reconciler) reconcileOnce(ctx context.Context) {
 
 	rt, statuses, pending := r.build.runtime(ctx, snap, prev)
 	applyErr := r.apply(ctx, rt, prev, statuses)
+	if applyErr == nil && r.cfg.Challenges != nil {
+		for addr, err := range r.cfg.Challenges.Apply(r.build.challenges) {
+			for _, id := range r.build.challengeGateways[addr] {
+				markFailed(statuses, id, err)
+			}
+		}
+	}
 	r.writeStatuses(ctx, snap, statuses)
 
 	r.mu.Lock()
