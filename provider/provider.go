@@ -25,6 +25,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
+	"github.com/sallyport/terraform-provider-sallyport/appliance/client"
 	"github.com/sallyport/terraform-provider-sallyport/appliance/model"
 	"github.com/sallyport/terraform-provider-sallyport/appliance/pki"
 )
@@ -71,6 +72,9 @@ type Config struct {
 	CAFingerprint string
 	// RequestTimeout bounds each request to the admin API.
 	RequestTimeout time.Duration
+	// Client is the admin API client built from the fields above; every
+	// resource and data source talks to the appliance through it.
+	Client *client.Client
 }
 
 // Ensure the implementation satisfies the framework interfaces it means to.
@@ -191,18 +195,42 @@ func (p *sallyportProvider) Configure(ctx context.Context, req provider.Configur
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	c, err := client.New(client.Config{
+		Endpoint:      cfg.Endpoint,
+		Token:         cfg.Token,
+		CACertPEM:     cfg.CACertPEM,
+		CAFingerprint: cfg.CAFingerprint,
+		Timeout:       cfg.RequestTimeout,
+		UserAgent:     "terraform-provider-sallyport/" + p.version + " terraform/" + req.TerraformVersion,
+	})
+	if err != nil {
+		// resolveConfig has checked every field; what is left (a CA
+		// certificate the fingerprint does not match) concerns the pin.
+		resp.Diagnostics.AddError("Invalid Sallyport provider configuration", err.Error())
+		return
+	}
+	cfg.Client = c
 	resp.ResourceData = cfg
 	resp.DataSourceData = cfg
 }
 
 // Resources lists the provider's resources.
 func (p *sallyportProvider) Resources(context.Context) []func() resource.Resource {
-	return nil
+	return []func() resource.Resource{
+		NewTLSSettingsResource,
+		NewGatewayResource,
+		NewConnectionResource,
+		NewIdentityBindingResource,
+	}
 }
 
 // DataSources lists the provider's data sources.
 func (p *sallyportProvider) DataSources(context.Context) []func() datasource.DataSource {
-	return nil
+	return []func() datasource.DataSource{
+		NewApplianceDataSource,
+		NewGatewayDataSource,
+		NewConnectionDataSource,
+	}
 }
 
 // resolveConfig merges the provider block with the environment (getenv) and

@@ -105,8 +105,18 @@ func TestProviderSchema(t *testing.T) {
 	for _, d := range resp.Diagnostics {
 		t.Errorf("diagnostic: %s: %s", d.Summary, d.Detail)
 	}
-	if len(resp.ResourceSchemas) != 0 || len(resp.DataSourceSchemas) != 0 {
-		t.Errorf("resources %d, data sources %d; want none yet", len(resp.ResourceSchemas), len(resp.DataSourceSchemas))
+	for _, name := range []string{"sallyport_tls_settings", "sallyport_gateway", "sallyport_connection", "sallyport_identity_binding"} {
+		if resp.ResourceSchemas[name] == nil {
+			t.Errorf("resource %s missing", name)
+		}
+	}
+	for _, name := range []string{"sallyport_appliance", "sallyport_gateway", "sallyport_connection"} {
+		if resp.DataSourceSchemas[name] == nil {
+			t.Errorf("data source %s missing", name)
+		}
+	}
+	if len(resp.ResourceSchemas) != 4 || len(resp.DataSourceSchemas) != 3 {
+		t.Errorf("resources %d, data sources %d; want 4 and 3", len(resp.ResourceSchemas), len(resp.DataSourceSchemas))
 	}
 
 	attrs := map[string]*tfprotov6.SchemaAttribute{}
@@ -414,7 +424,16 @@ func configure(t *testing.T, attrs map[string]any) *Config {
 	if ds, ok := resp.DataSourceData.(*Config); !ok || ds != cfg {
 		t.Fatalf("DataSourceData is %T, want the same *Config", resp.DataSourceData)
 	}
-	return cfg
+	if cfg.Client == nil {
+		t.Fatal("Config.Client is nil: Configure must build the client")
+	}
+	if got, want := cfg.Client.Endpoint(), cfg.Endpoint; got != want {
+		t.Errorf("client endpoint %q, want %q", got, want)
+	}
+	// The rest of the Config is compared by value in the tests.
+	out := *cfg
+	out.Client = nil
+	return &out
 }
 
 func tfsdkConfig(t *testing.T, p provider.Provider, attrs map[string]any) tfsdk.Config {

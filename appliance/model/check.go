@@ -111,21 +111,10 @@ func checkPort(port string) error {
 	return nil
 }
 
-// IsLoopbackHost reports whether host (a name or IP, without port) is the
-// local machine: "localhost", a *.localhost name, or a loopback address.
-func IsLoopbackHost(host string) bool {
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
-		return true
-	}
-	a, err := netip.ParseAddr(strings.Trim(host, "[]"))
-	return err == nil && a.IsLoopback()
-}
-
 // CheckServiceURL checks an absolute URL of a service the appliance talks
-// to: the scheme must be one of schemes (http is also accepted for loopback
-// hosts when allowLoopbackHTTP is set), there must be a host, and there may
-// be no user info or fragment.
-func CheckServiceURL(s string, allowLoopbackHTTP bool, schemes ...string) (*url.URL, error) {
+// to: the scheme must be one of schemes, there must be a host, and there
+// may be no user info or fragment.
+func CheckServiceURL(s string, schemes ...string) (*url.URL, error) {
 	if s == "" {
 		return nil, errors.New("required")
 	}
@@ -136,9 +125,6 @@ func CheckServiceURL(s string, allowLoopbackHTTP bool, schemes ...string) (*url.
 	ok := false
 	for _, sc := range schemes {
 		ok = ok || u.Scheme == sc
-	}
-	if !ok && allowLoopbackHTTP && u.Scheme == "http" && IsLoopbackHost(u.Hostname()) {
-		ok = true
 	}
 	if !ok {
 		return nil, fmt.Errorf("scheme must be %s (got %q)", strings.Join(schemes, " or "), u.Scheme)

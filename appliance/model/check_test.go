@@ -42,22 +42,20 @@ func TestChecks(t *testing.T) {
 
 func TestServiceURL(t *testing.T) {
 	for _, c := range []struct {
-		url      string
-		loopback bool
-		ok       bool
+		url string
+		ok  bool
 	}{
-		{"https://idp.test", false, true},
-		{"http://idp.test", true, false},
-		{"http://127.0.0.1:8080", true, true},
-		{"http://localhost", true, true},
-		{"https://user:pw@idp.test", false, false},
-		{"https://idp.test/#frag", false, false},
-		{"https:///path", false, false},
-		{"https://idp.test:99999", false, false},
+		{"https://idp.test", true},
+		{"https://127.0.0.1:8443/realm", true},
+		{"http://127.0.0.1:8080", false},
+		{"https://user:pw@idp.test", false},
+		{"https://idp.test/#frag", false},
+		{"https:///path", false},
+		{"https://idp.test:99999", false},
 	} {
-		_, err := model.CheckServiceURL(c.url, c.loopback, "https")
+		_, err := model.CheckServiceURL(c.url, "https")
 		if (err == nil) != c.ok {
-			t.Errorf("%s (loopback http %t): err = %v, want ok=%t", c.url, c.loopback, err, c.ok)
+			t.Errorf("%s: err = %v, want ok=%t", c.url, err, c.ok)
 		}
 	}
 }

@@ -134,7 +134,7 @@ func (s *ConnectionSpec) Validate(secret SecretLookup) Problems {
 	if s.Protocol == ProtocolTCP {
 		scheme = "tls"
 	}
-	if u, err := CheckServiceURL(s.UpstreamURL, false, scheme); err != nil {
+	if u, err := CheckServiceURL(s.UpstreamURL, scheme); err != nil {
 		ps.Check("spec.upstream_url", err)
 	} else {
 		if u.RawQuery != "" || u.ForceQuery {

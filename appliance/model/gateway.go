@@ -94,7 +94,7 @@ func (s *GatewaySpec) Validate(SecretLookup) Problems {
 	issuers := map[string]bool{}
 	for i, p := range s.OIDCProviders {
 		f := fmt.Sprintf("spec.oidc_providers[%d]", i)
-		_, err := CheckServiceURL(p.IssuerURL, true, "https")
+		_, err := CheckServiceURL(p.IssuerURL, "https")
 		ps.Check(f+".issuer_url", err)
 		if issuers[p.IssuerURL] {
 			ps.Add(f+".issuer_url", "issuer %q is listed twice", p.IssuerURL)

@@ -88,7 +88,7 @@ func (s *IdentityBindingSpec) Validate(SecretLookup) Problems {
 		ps.Add("spec.subject", "set subject and/or claims: an issuer alone would admit every identity it issues")
 	}
 	if s.Issuer != "" {
-		_, err := CheckServiceURL(s.Issuer, true, "https")
+		_, err := CheckServiceURL(s.Issuer, "https")
 		ps.Check("spec.issuer", err)
 	}
 	if s.Subject != "" {

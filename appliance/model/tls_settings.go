@@ -174,7 +174,7 @@ func (c *CertificateSpec) validate(ps *Problems, secret SecretLookup) {
 
 func (a *ACMESpec) validate(ps *Problems, secret SecretLookup) {
 	const p = "spec.certificate.acme"
-	_, err := CheckServiceURL(a.DirectoryURL, false, "https")
+	_, err := CheckServiceURL(a.DirectoryURL, "https")
 	ps.Check(p+".directory_url", err)
 	if a.Email != "" {
 		ps.Check(p+".email", CheckEmail(a.Email))
