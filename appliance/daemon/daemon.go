@@ -312,6 +312,17 @@ func (a *Appliance) closeStore() error {
 	return err
 }
 
+// Healthy reports whether the appliance can do its work: the store
+// answers. It feeds the systemd watchdog.
+func (a *Appliance) Healthy(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := a.store.Backend().Revision(ctx); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
+
 // Store returns the appliance's desired-state store.
 func (a *Appliance) Store() *store.Store { return a.store }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sallyport/terraform-provider-sallyport/appliance/admintoken"
 	"github.com/sallyport/terraform-provider-sallyport/appliance/daemon"
+	"github.com/sallyport/terraform-provider-sallyport/appliance/systemd"
 )
 
 // DefaultAdminAddr keeps a new appliance's admin API on loopback until the
@@ -101,12 +102,23 @@ func runUntilSignal(a *daemon.Appliance, logger *slog.Logger, started func() err
 			return err
 		}
 	}
+	// Under systemd (Type=notify): ready only once the admin API and the
+	// data path are up, and a watchdog fed while the store answers.
+	if _, err := systemd.Ready(); err != nil {
+		logger.Warn("notifying systemd", "error", err)
+	}
+	go func() {
+		if err := systemd.Watchdog(ctx, func() error { return a.Healthy(ctx) }); err != nil {
+			logger.Warn("systemd watchdog", "error", err)
+		}
+	}()
 	var serveErr error
 	select {
 	case <-ctx.Done():
 		logger.Info("shutting down")
 	case serveErr = <-a.Done():
 	}
+	_, _ = systemd.Stopping()
 	drain, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if err := a.Stop(drain); err != nil && serveErr == nil {
