@@ -39,6 +39,9 @@ type Config struct {
 	AfterWrite func(ctx context.Context, revision uint64) error
 	// ReconcileState, when set, reports the reconciler for /v1/status.
 	ReconcileState func() any
+	// Recordings, when set, serves recorded sessions under /v1/sessions
+	// and the recording public key.
+	Recordings SessionSource
 }
 
 // Server is the admin API's HTTP handler.
@@ -83,6 +86,9 @@ func New(cfg Config) *Server {
 	}
 	r.HandleFunc("/v1/status", s.status).Methods(http.MethodGet)
 	r.HandleFunc("/v1/audit", s.audit).Methods(http.MethodGet)
+	if cfg.Recordings != nil {
+		s.registerSessionRoutes(r)
+	}
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet)
 	r.Handle("/metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)

@@ -62,7 +62,6 @@ func (c *ChallengeServer) Apply(routes map[string][]ChallengeRoute) map[string]e
 			}
 			c.listeners[addr] = l
 		}
-		rs := rs
 		l.routes.Store(&rs)
 	}
 	for addr, l := range c.listeners {

@@ -66,7 +66,8 @@ func TestChallengeServerRoutesOnlyChallengesForDeclaredHosts(t *testing.T) {
 		t.Errorf("after swap a.test: %d", code)
 	}
 	cs.Apply(nil)
-	if _, err := http.Get("http://" + addr + ch); err == nil {
+	if resp, err := http.Get("http://" + addr + ch); err == nil {
+		resp.Body.Close()
 		t.Errorf("listener still open after its last route went")
 	}
 }

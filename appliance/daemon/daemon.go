@@ -26,6 +26,7 @@ import (
 	"github.com/sallyport/terraform-provider-sallyport/appliance/gateway"
 	"github.com/sallyport/terraform-provider-sallyport/appliance/pki"
 	"github.com/sallyport/terraform-provider-sallyport/appliance/reconcile"
+	"github.com/sallyport/terraform-provider-sallyport/appliance/recording"
 	"github.com/sallyport/terraform-provider-sallyport/appliance/seal"
 	"github.com/sallyport/terraform-provider-sallyport/appliance/store"
 	"github.com/sallyport/terraform-provider-sallyport/appliance/store/boltstore"
@@ -61,6 +62,10 @@ type Config struct {
 	// AdminSANs are extra names and IPs for the generated admin
 	// certificate (the listen host, localhost and loopback are always in).
 	AdminSANs []string
+	// RecordingMaxAge and RecordingMaxBytes bound how long and how much
+	// session recording is kept (0: no bound); older sessions are pruned.
+	RecordingMaxAge   time.Duration
+	RecordingMaxBytes int64
 	// Logger receives structured logs; slog.Default() when nil.
 	Logger *slog.Logger
 }
@@ -80,6 +85,8 @@ type Appliance struct {
 	internalCA *pki.CA
 	certs      *certificates.Manager
 	registry   *prometheus.Registry
+	recorder   *recording.Recorder
+	sealer     *seal.Sealer
 
 	mu            sync.Mutex
 	listener      net.Listener
@@ -153,6 +160,7 @@ func (a *Appliance) provision() error {
 		return err
 	}
 	a.store = store.New(a.bolt, sealer)
+	a.sealer = sealer
 	a.tokens = tokens
 
 	internalCA, err := pki.LoadOrCreateCA(dir, InternalCAName)
@@ -166,6 +174,13 @@ func (a *Appliance) provision() error {
 	}
 	a.registry = prometheus.NewRegistry()
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.recorder, err = recording.New(recording.Options{
+		Dir: dir, Anchors: a.store, Logger: a.log, Registry: a.registry,
+		MaxAge: a.cfg.RecordingMaxAge, MaxBytes: a.cfg.RecordingMaxBytes,
+	})
+	if err != nil {
+		return fmt.Errorf("session recording: %w", err)
+	}
 	return nil
 }
 
@@ -226,13 +241,14 @@ func (a *Appliance) Start() error {
 		Logger:      a.log,
 		Registry:    a.registry,
 		DeniedAddrs: []string{a.cfg.AdminAddr, ln.Addr().String()},
+		Recorder:    a.recorder,
 	})
 	if err != nil {
 		ln.Close()
 		return err
 	}
 	a.challenges = certificates.NewChallengeServer(a.log)
-	a.reconciler = reconcile.New(reconcile.Config{Store: a.store, Gateway: a.gateway, Certificates: a.certs, Challenges: a.challenges, Logger: a.log})
+	a.reconciler = reconcile.New(reconcile.Config{Store: a.store, Gateway: a.gateway, Certificates: a.certs, Challenges: a.challenges, Logger: a.log, MaskingHashKey: a.sealer.MaskingHashKey()})
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	// Serve the stored configuration before declaring the appliance up.
@@ -253,6 +269,7 @@ func (a *Appliance) Start() error {
 			return a.reconciler.WaitFor(ctx, rev)
 		},
 		ReconcileState: a.reconciler.State,
+		Recordings:     a.recorder,
 	})
 	a.server = api.NewHTTPServer(a.cfg.AdminAddr, h, a.log)
 	a.server.TLSConfig = a.tls
@@ -294,6 +311,12 @@ func (a *Appliance) Stop(ctx context.Context) error {
 	if a.challenges != nil {
 		errs = append(errs, a.challenges.Close(ctx))
 		a.challenges = nil
+	}
+	// After the gateway drained and before the store closes: open
+	// sessions end with a signed manifest and their anchors.
+	if a.recorder != nil {
+		errs = append(errs, a.recorder.Close())
+		a.recorder = nil
 	}
 	if a.certs != nil {
 		errs = append(errs, a.certs.Close())

@@ -241,6 +241,9 @@ func seed(ctx context.Context, st *store.Store, in seedInput) (uint64, error) {
 		GatewayID: gw, Protocol: model.ProtocolHTTP, Hostname: Hostname,
 		UpstreamURL: in.executorURL, UpstreamTLSSettingsID: upTLS,
 		InjectHeaders: map[string]*model.Secret{"Authorization": model.NewSecret(ExecutorCredential)},
+		// Every demo session is recorded: `sallyportd recordings list`
+		// shows them once the dev appliance stops (or over the admin API).
+		Recording: &model.RecordingSpec{Enabled: true},
 	})
 	if err != nil {
 		return 0, err

@@ -34,8 +34,56 @@
 // Metrics: sallyport_gateway_requests_total{gateway, connection,
 // decision, reason} (decision allow, deny or reject; reason from a fixed
 // set), sallyport_gateway_request_duration_seconds{gateway, connection},
-// sallyport_gateway_tls_handshakes_total{listener, result} and
-// sallyport_gateway_tcp_sessions_active{gateway, connection}.
+// sallyport_gateway_tls_handshakes_total{listener, result},
+// sallyport_gateway_tcp_sessions_active{gateway, connection},
+// sallyport_gateway_guardrail_decisions_total{gateway, connection,
+// decision, rule} and sallyport_gateway_masked_responses_total{gateway,
+// connection, outcome}.
+//
+// # Guardrails
+//
+// After a binding admitted a request and before it is forwarded, the
+// connection's guardrails, then the admitting binding's, run on it (see
+// package guardrails). A denial answers 403 with the request id and the
+// rule's id ("connection.guardrails.deny_path_patterns[0]") in the body
+// and in X-Sallyport-Guardrail; every decision is logged ("guardrail" in
+// the request line), counted and, on a recorded connection, recorded.
+// Rules that read the body buffer it, up to the rule's
+// max_request_body_bytes or Limits.MaxInspectedBodyBytes, and forward it
+// from the buffer. A max_request_body_bytes on a body of unknown length
+// cuts the exchange with the executor where the body goes over, and
+// answers 403 naming the rule. grpc connections take only rules that do
+// not read or bound the body; tcp connections take none (Apply refuses
+// the connection otherwise).
+//
+// # Masking
+//
+// An http connection's Masker masks every response body (error statuses
+// included; not HEAD, 204, 304 or empty bodies) before the planner, and
+// the recorder, see it (see package masking). Requests to such a
+// connection ask the executor for codings masking decodes and for whole
+// bodies (Range and If-Range are dropped); WebSocket upgrades are refused,
+// since their messages would bypass the rules. A response that cannot be
+// masked is never passed on: when its headers say so (binary type,
+// unknown coding, a 206, a switch of protocols) or its body does within
+// the first masking.Limits.MaxBufferedBytes (bodies that are not streams
+// and have a length, or are JSON, are masked ahead that far), the planner
+// gets 502; when a stream fails later, it is cut short (connection or
+// stream reset) as when an executor cuts a body short. gRPC and tcp
+// connections cannot mask (Apply refuses them with rules).
+//
+// # Recording
+//
+// A connection whose Recording is enabled has each exchange (each HTTP or
+// gRPC request, each tcp connection, each WebSocket session) recorded by
+// Options.Recorder: the binding and guardrail decisions (denials too), the
+// request as forwarded (its body as read), the response as sent (after
+// masking), gRPC messages each way, tcp and WebSocket bytes each way. The
+// planner's bearer token and the injected headers are handed to the
+// recorder as secrets and redacted headers. A session that cannot be
+// recorded under an on_disk_full "refuse" policy is answered 503 (a tcp
+// connection is closed). Sessions are closed (signed, synced, anchored)
+// after their response went out; Server.Close waits for them.
 //
 // # Request hygiene
 //

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/sallyport/terraform-provider-sallyport/appliance/identity"
+	"github.com/sallyport/terraform-provider-sallyport/appliance/masking"
+	"github.com/sallyport/terraform-provider-sallyport/appliance/recording"
 )
 
 // exchange is one request as the gateway sees it: the ResponseWriter the
@@ -35,6 +37,20 @@ type exchange struct {
 	decision, reason, detail string
 	err                      error
 	body                     *limitedBody
+	// guardrail is "allow" or the denying rule, when guardrails ran.
+	guardrail string
+	// masked is the masked response body; maskErr its failure mid-stream.
+	masked  *masking.Reader
+	maskErr error
+	// sess records the exchange (nil when not recorded), with what it
+	// needs at the end.
+	sess       *recording.Session
+	reqBody    *recording.BodyCapture
+	respBody   *recording.BodyCapture
+	outHeader  http.Header
+	respHeader http.Header
+	resp       *http.Response
+	respAt     time.Time
 }
 
 // WriteHeader implements http.ResponseWriter.
@@ -137,11 +153,18 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex.route = rt
 
 	greq := identity.Request{Method: r.Method, Path: ex.path}
-	if up := upgradeType(r.Header); up != "" &&
-		(rt.c.Protocol != protoHTTP || !strings.EqualFold(up, "websocket") || r.ProtoMajor != 1) {
-		ex.reason, ex.detail = reasonUpgrade, "only WebSocket upgrades are proxied"
-		writeError(ex, http.StatusBadRequest, ex.id, false)
-		return
+	if up := upgradeType(r.Header); up != "" {
+		switch {
+		case rt.c.Protocol != protoHTTP || !strings.EqualFold(up, "websocket") || r.ProtoMajor != 1:
+			ex.reason, ex.detail = reasonUpgrade, "only WebSocket upgrades are proxied"
+		case rt.masker != nil:
+			// WebSocket messages would bypass the masking rules.
+			ex.reason, ex.detail = reasonUpgrade, "the connection masks responses, which WebSocket messages would bypass"
+		}
+		if ex.reason != "" {
+			writeError(ex, http.StatusBadRequest, ex.id, false)
+			return
+		}
 	}
 	if rt.c.Protocol == protoGRPC {
 		if r.ProtoMajor != 2 || r.Method != http.MethodPost || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
@@ -153,12 +176,27 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	b, why := identity.Authorize(rt.c.Bindings, ex.ident, greq, now)
+	if rt.recording != nil && !l.startSession(ex, r, rt, b) {
+		return
+	}
 	if b == nil {
 		ex.decision, ex.reason, ex.detail = decisionDeny, denialReason(why), why
+		_ = ex.sess.Decision(recording.Decision{Kind: "binding", Outcome: decisionDeny, Reason: why, Status: http.StatusForbidden})
 		writeError(ex, http.StatusForbidden, ex.id, false)
 		return
 	}
 	ex.binding = b
+	if err := ex.sess.Decision(recording.Decision{Kind: "binding", Outcome: decisionAllow, Rule: b.ID}); err != nil {
+		s.recordingFailed(ex, err)
+		return
+	}
+	if rt.c.Protocol == protoHTTP && r.Body != nil && r.Body != http.NoBody {
+		ex.body = &limitedBody{rc: r.Body, max: s.limits.MaxRequestBodyBytes}
+		r.Body = ex.body
+	}
+	if !l.checkGuardrails(ex, r, rt, b) {
+		return
+	}
 	ex.decision, ex.reason, ex.detail = decisionAllow, reasonOK, ""
 
 	// The forwarded path is exactly the one checked above.
@@ -168,9 +206,16 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.URL.RawPath = ex.path
 	}
 	r.Header["X-Request-Id"] = ridHeader
-	if rt.c.Protocol == protoHTTP && r.Body != nil && r.Body != http.NoBody {
-		ex.body = &limitedBody{rc: r.Body, max: s.limits.MaxRequestBodyBytes}
-		r.Body = ex.body
+	if ex.sess != nil && r.Body != nil && r.Body != http.NoBody {
+		if rt.c.Protocol == protoGRPC {
+			r.Body = &grpcTap{rc: r.Body, sess: ex.sess, dir: recording.ToExecutor, method: ex.path, max: ex.sess.MaxBodyBytes()}
+		} else {
+			ex.reqBody = ex.sess.CaptureBody(r.Body)
+			r.Body = ex.reqBody
+		}
+	}
+	if rt.needsExchange() {
+		r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
 	}
 	rt.up.acquire()
 	defer rt.up.release()
@@ -290,7 +335,9 @@ func (l *listener) finish(ex *exchange, r *http.Request, start time.Time) {
 	if ex.status == 0 && ex.decision == decisionAllow && upgradeType(r.Header) != "" {
 		ex.status = http.StatusSwitchingProtocols
 	}
+	l.s.maskOutcome(ex)
 	l.s.record(r.Context(), ex, r, time.Since(start))
+	l.s.endSession(ex, r, start)
 	if p != nil {
 		panic(p)
 	}
@@ -349,6 +396,7 @@ func (s *Server) record(ctx context.Context, ex *exchange, r *http.Request, d ti
 		slog.String("proto", r.Proto),
 		slog.String("remote", r.RemoteAddr),
 	)
+	attrs = maskAttrs(attrs, ex)
 	if ex.detail != "" {
 		attrs = append(attrs, slog.String("detail", ex.detail))
 	}

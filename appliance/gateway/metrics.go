@@ -35,6 +35,18 @@ const (
 	reasonBodyTooLarge    = "body_too_large"
 	reasonClientGone      = "client_gone"
 	reasonAborted         = "aborted"
+	reasonGuardrail       = "guardrail"
+	reasonMaskingRefused  = "masking_refused"
+	reasonMaskingAborted  = "masking_aborted"
+	reasonRecording       = "recording_refused"
+)
+
+// Outcomes of masked responses, the "outcome" label of
+// sallyport_gateway_masked_responses_total.
+const (
+	maskOK      = "masked"
+	maskRefused = "refused"
+	maskAborted = "aborted"
 )
 
 // denialReason maps a binding's reason to the metrics label: a few useful
@@ -59,6 +71,8 @@ type metrics struct {
 	duration   *prometheus.HistogramVec
 	handshakes *prometheus.CounterVec
 	tcpActive  *prometheus.GaugeVec
+	guardrails *prometheus.CounterVec
+	masking    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -80,11 +94,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "sallyport", Subsystem: "gateway", Name: "tcp_sessions_active",
 			Help: "Open tcp sessions by gateway and connection.",
 		}, []string{"gateway", "connection"}),
+		guardrails: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "sallyport", Subsystem: "gateway", Name: "guardrail_decisions_total",
+			Help: "Guardrail decisions by gateway, connection, decision (allow, deny) and rule (the denying rule's id, \"-\" for allow).",
+		}, []string{"gateway", "connection", "decision", "rule"}),
+		masking: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "sallyport", Subsystem: "gateway", Name: "masked_responses_total",
+			Help: "Responses of connections with masking rules by outcome: masked, refused (502 before the response started) or aborted (cut short mid-stream).",
+		}, []string{"gateway", "connection", "outcome"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.handshakes, m.tcpActive} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.handshakes, m.tcpActive, m.guardrails, m.masking} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {
@@ -102,4 +124,6 @@ func (m *metrics) forget(gateway, connection string) {
 	m.requests.DeletePartialMatch(l)
 	m.duration.DeletePartialMatch(l)
 	m.tcpActive.DeletePartialMatch(l)
+	m.guardrails.DeletePartialMatch(l)
+	m.masking.DeletePartialMatch(l)
 }

@@ -12,6 +12,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sallyport/terraform-provider-sallyport/appliance/guardrails"
+	"github.com/sallyport/terraform-provider-sallyport/appliance/masking"
+	"github.com/sallyport/terraform-provider-sallyport/appliance/recording"
 )
 
 // Upstream defaults for timeouts a connection leaves at zero.
@@ -160,13 +164,24 @@ func (s *Server) newProxy(r *route) *httputil.ReverseProxy {
 	p := &httputil.ReverseProxy{
 		Rewrite:      r.rewrite,
 		Transport:    r.up.tr,
-		ErrorHandler: proxyError,
+		ErrorHandler: s.proxyError,
 		BufferPool:   copyBuffers,
 		ErrorLog:     s.errLog,
+	}
+	if r.needsExchange() {
+		p.ModifyResponse = r.modifyResponse
 	}
 	if r.c.Protocol == protoGRPC {
 		// Streaming RPCs: every message goes out as soon as it arrives.
 		p.FlushInterval = -1
+		next := p.ModifyResponse
+		p.ModifyResponse = func(resp *http.Response) error {
+			trailersOnly(resp)
+			if next != nil {
+				return next(resp)
+			}
+			return nil
+		}
 	}
 	// For http, the default flushes at once for streams of unknown length
 	// and server-sent events, and buffers only fixed-length bodies.
@@ -212,6 +227,19 @@ func (r *route) rewrite(pr *httputil.ProxyRequest) {
 	for _, iv := range r.inject {
 		h[iv.key] = iv.value
 	}
+	if r.masker != nil {
+		// Ask only for codings masking decodes, and for whole bodies: a
+		// range of a body cannot be masked (a match could straddle two
+		// ranges).
+		h["Accept-Encoding"] = []string{masking.AcceptEncoding}
+		delete(h, "Range")
+		delete(h, "If-Range")
+	}
+	if r.recording != nil {
+		if ex := exchangeFrom(in.Context()); ex != nil {
+			ex.outHeader = h.Clone()
+		}
+	}
 }
 
 // remoteIP returns the IP of a RemoteAddr, without the port.
@@ -232,13 +260,29 @@ func forwarded(ip, host string) string {
 }
 
 // proxyError answers a failed upstream exchange: 504 for a timeout, 413 for
-// a request body over the limit, 502 for everything else. Nothing about
-// the executor or the cause reaches the client beyond the status.
-func proxyError(w http.ResponseWriter, req *http.Request, err error) {
+// a request body over the gateway's limit, 403 naming the rule for one
+// over a guardrail's, 502 for a response that cannot be masked and for
+// everything else. Nothing about the executor or the cause reaches the
+// client beyond the status.
+func (s *Server) proxyError(w http.ResponseWriter, req *http.Request, err error) {
 	status, reason := http.StatusBadGateway, reasonUpstreamError
 	var nerr net.Error
 	var mbe *http.MaxBytesError
+	var ble *guardrails.BodyLimitError
+	var mr *maskRefusal
 	switch {
+	case errors.As(err, &ble):
+		if ex, ok := w.(*exchange); ok && ex.route != nil {
+			ex.err = err
+			s.denyGuardrail(ex, ble.Denial)
+			return
+		}
+		status = http.StatusForbidden
+	case errors.As(err, &mr):
+		reason = reasonMaskingRefused
+		if ex, ok := w.(*exchange); ok && ex.sess != nil {
+			_ = ex.sess.Decision(recording.Decision{Kind: "masking", Outcome: decisionDeny, Reason: mr.err.Error(), Status: status})
+		}
 	case errors.As(err, &mbe):
 		status, reason = http.StatusRequestEntityTooLarge, reasonBodyTooLarge
 	case errors.Is(err, ErrDestinationDenied):
@@ -260,4 +304,28 @@ func proxyError(w http.ResponseWriter, req *http.Request, err error) {
 		return
 	}
 	w.WriteHeader(status)
+}
+
+// grpcStatusFields are what a gRPC status travels in.
+var grpcStatusFields = []string{"Grpc-Status", "Grpc-Message", "Grpc-Status-Details-Bin"}
+
+// trailersOnly turns a gRPC "trailers-only" response (the status in the
+// one HEADERS frame that ends the stream, as an executor answers an
+// immediate error) into headers plus trailers. The proxy flushes headers as
+// soon as it has them, so the status would otherwise reach the planner in
+// a HEADERS frame that does not end the stream, where gRPC clients do not
+// look for it ("server closed the stream without sending trailers").
+func trailersOnly(resp *http.Response) {
+	if resp.Header.Get("Grpc-Status") == "" {
+		return
+	}
+	if resp.Trailer == nil {
+		resp.Trailer = http.Header{}
+	}
+	for _, k := range grpcStatusFields {
+		if v, ok := resp.Header[k]; ok {
+			resp.Trailer[k] = v
+			delete(resp.Header, k)
+		}
+	}
 }

@@ -7,7 +7,10 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/sallyport/terraform-provider-sallyport/appliance/guardrails"
 	"github.com/sallyport/terraform-provider-sallyport/appliance/identity"
+	"github.com/sallyport/terraform-provider-sallyport/appliance/masking"
+	"github.com/sallyport/terraform-provider-sallyport/appliance/model"
 )
 
 // Runtime is a complete, immutable description of the data path, built by
@@ -81,6 +84,23 @@ type Connection struct {
 	Timeouts Timeouts
 	// Bindings decide who may use the connection; none means nobody.
 	Bindings []*identity.Binding
+	// Masker masks response bodies before they reach the planner (and
+	// before they are recorded); nil masks nothing. Only http
+	// connections can mask: gRPC messages are protobuf and tcp is a byte
+	// stream, so Apply refuses a masker on them.
+	Masker *masking.Masker
+	// Guardrails apply to every request of the connection, after the
+	// bindings admitted it and before it is forwarded (nil: none). Not
+	// for tcp connections; on grpc ones, only rules that do not read the
+	// body (gRPC bodies are streams).
+	Guardrails *guardrails.Set
+	// BindingGuardrails are bindings' own guardrails, by binding ID: they
+	// apply, after the connection's, to the requests that binding
+	// admits.
+	BindingGuardrails map[string]*guardrails.Set
+	// Recording records the connection's sessions when enabled (nil: not
+	// recorded). It needs Options.Recorder.
+	Recording *model.RecordingSpec
 }
 
 // Timeouts bound a connection's upstream side.

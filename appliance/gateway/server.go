@@ -16,6 +16,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sallyport/terraform-provider-sallyport/appliance/guardrails"
+	"github.com/sallyport/terraform-provider-sallyport/appliance/recording"
 )
 
 // Options configure a Server. Every field is optional.
@@ -37,6 +40,9 @@ type Options struct {
 	Resolver *net.Resolver
 	// Limits bound what clients may send; zero fields take the defaults.
 	Limits Limits
+	// Recorder records the sessions of connections with recording
+	// enabled; a runtime with such a connection is refused without it.
+	Recorder *recording.Recorder
 }
 
 // Limits bound the client side of the data path. A zero field takes the
@@ -60,6 +66,11 @@ type Limits struct {
 	// DrainTimeout bounds how long a listener no longer in use keeps
 	// serving its requests in flight before it is closed (30s).
 	DrainTimeout time.Duration
+	// MaxInspectedBodyBytes bounds the request body buffered for
+	// guardrails that read it (body patterns, JSON-RPC methods, MCP
+	// tools) when no smaller max_request_body_bytes applies (1 MiB); a
+	// larger body is denied, since it cannot be inspected.
+	MaxInspectedBodyBytes int64
 }
 
 func (l Limits) withDefaults() Limits {
@@ -70,6 +81,7 @@ func (l Limits) withDefaults() Limits {
 	l.MaxRequestBodyBytes = cmp.Or(l.MaxRequestBodyBytes, 1<<30)
 	l.MaxConcurrentStreams = cmp.Or(l.MaxConcurrentStreams, 250)
 	l.DrainTimeout = cmpDuration(l.DrainTimeout, 30*time.Second)
+	l.MaxInspectedBodyBytes = cmp.Or(l.MaxInspectedBodyBytes, guardrails.DefaultInspectBytes)
 	return l
 }
 
@@ -115,9 +127,13 @@ type Server struct {
 	listeners map[string]*listener
 	pool      map[poolKey]*upstream
 	drains    sync.WaitGroup
+	// closing are recording sessions being closed (manifest, fsync,
+	// anchor) after their response went out.
+	closing sync.WaitGroup
 
 	sessMu   sync.Mutex
 	sessions map[*tcpSession]struct{}
+	upgraded map[*recordedConn]struct{}
 }
 
 // New creates a Server that serves nothing until the first Apply.
@@ -130,6 +146,7 @@ func New(opts Options) (*Server, error) {
 		listeners: map[string]*listener{},
 		pool:      map[poolKey]*upstream{},
 		sessions:  map[*tcpSession]struct{}{},
+		upgraded:  map[*recordedConn]struct{}{},
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -271,8 +288,13 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	wg.Wait()
 	s.recheckSessions(s.table.Load())
+	s.sessMu.Lock()
+	for c := range s.upgraded {
+		_ = c.ReadWriteCloser.Close()
+	}
+	s.sessMu.Unlock()
 	drained := make(chan struct{})
-	go func() { s.drains.Wait(); close(drained) }()
+	go func() { s.drains.Wait(); s.closing.Wait(); close(drained) }()
 	select {
 	case <-drained:
 	case <-ctx.Done():

@@ -14,6 +14,10 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sallyport/terraform-provider-sallyport/appliance/guardrails"
+	"github.com/sallyport/terraform-provider-sallyport/appliance/masking"
+	"github.com/sallyport/terraform-provider-sallyport/appliance/model"
 )
 
 // Connection protocols.
@@ -63,6 +67,7 @@ type gwRoute struct {
 
 // route is one connection of one table version.
 type route struct {
+	srv   *Server
 	gw    *gwRoute
 	c     *Connection
 	label string
@@ -75,7 +80,20 @@ type route struct {
 	// metrics bound once per version: the allowed path never hashes labels.
 	allowed  prometheus.Counter
 	duration prometheus.Observer
+	// masker is the connection's Masker when it masks anything.
+	masker *masking.Masker
+	// guards are the guardrail sets that apply, by binding ID (the
+	// connection's, then the binding's); nil when there are none.
+	guards map[string][]*guardrails.Set
+	// recording is the connection's recording policy when enabled.
+	recording *model.RecordingSpec
+	// redactHeaders are the injected header names, never recorded.
+	redactHeaders []string
 }
+
+// needsExchange reports whether the proxy's hooks need the exchange in
+// the request context (masking or recording).
+func (r *route) needsExchange() bool { return r.masker != nil || r.recording != nil }
 
 // headerValue is one injected header, canonical and ready to assign.
 type headerValue struct {
@@ -308,6 +326,41 @@ func (s *Server) buildTable(rt *Runtime, pool *upstreamPool) (*table, error) {
 	return t, nil
 }
 
+// buildGuards works out the guardrail sets of each binding of c, or says
+// why c's guardrails cannot apply to its protocol.
+func buildGuards(c *Connection) (map[string][]*guardrails.Set, string) {
+	all := []*guardrails.Set{c.Guardrails}
+	for _, b := range c.Bindings {
+		all = append(all, c.BindingGuardrails[b.ID])
+	}
+	for _, g := range all {
+		switch {
+		case g == nil:
+		case c.Protocol == protoTCP:
+			return nil, g.Scope() + " guardrails do not apply to a tcp connection (there are no requests to check)"
+		case c.Protocol == protoGRPC && (g.InspectsBody() || g.LimitsBody()):
+			return nil, g.Scope() + " guardrails read or bound request bodies, which a grpc connection streams: only path, query and content type rules apply to it"
+		}
+	}
+	var guards map[string][]*guardrails.Set
+	for _, b := range c.Bindings {
+		var sets []*guardrails.Set
+		for _, g := range []*guardrails.Set{c.Guardrails, c.BindingGuardrails[b.ID]} {
+			if g != nil {
+				sets = append(sets, g)
+			}
+		}
+		if len(sets) == 0 {
+			continue
+		}
+		if guards == nil {
+			guards = map[string][]*guardrails.Set{}
+		}
+		guards[b.ID] = sets
+	}
+	return guards, ""
+}
+
 // sortRoutes puts the longest path prefix first.
 func sortRoutes(rs []*route) {
 	slices.SortStableFunc(rs, func(a, b *route) int { return len(b.c.PathPrefix) - len(a.c.PathPrefix) })
@@ -390,6 +443,16 @@ func (s *Server) buildRoute(gr *gwRoute, c *Connection, pool *upstreamPool, ps *
 	if c.UpstreamTLS != nil && c.UpstreamTLS.MinVersion != 0 && c.UpstreamTLS.MinVersion < tls.VersionTLS12 {
 		fail("upstream TLS minimum version below 1.2")
 	}
+	if c.Masker.Active() && c.Protocol != protoHTTP {
+		fail("masking applies to http connections only (gRPC messages are protobuf, tcp is a byte stream): remove the masking rules")
+	}
+	guards, why := buildGuards(c)
+	if why != "" {
+		fail("%s", why)
+	}
+	if c.Recording != nil && c.Recording.Enabled && s.opts.Recorder == nil {
+		fail("recording is enabled but the appliance has no recorder")
+	}
 	var inject []headerValue
 	for k, vs := range c.InjectHeaders {
 		ck := http.CanonicalHeaderKey(k)
@@ -412,7 +475,16 @@ func (s *Server) buildRoute(gr *gwRoute, c *Connection, pool *upstreamPool, ps *
 	if !ok {
 		return nil, false
 	}
-	r := &route{gw: gr, c: c, label: cmp.Or(c.Name, c.ID), inject: inject}
+	r := &route{srv: s, gw: gr, c: c, label: cmp.Or(c.Name, c.ID), inject: inject, guards: guards}
+	if c.Masker.Active() {
+		r.masker = c.Masker
+	}
+	if c.Recording != nil && c.Recording.Enabled {
+		r.recording = c.Recording
+		for _, iv := range inject {
+			r.redactHeaders = append(r.redactHeaders, iv.key)
+		}
+	}
 	r.allowed = s.metrics.requests.WithLabelValues(gr.label, r.label, decisionAllow, reasonOK)
 	r.duration = s.metrics.duration.WithLabelValues(gr.label, r.label)
 	if c.Protocol == protoTCP {

@@ -9,12 +9,17 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/sallyport/terraform-provider-sallyport/appliance/identity"
+	"github.com/sallyport/terraform-provider-sallyport/appliance/recording"
 )
+
+// closedByGateway starts the detail of a session the gateway ended.
+const closedByGateway = "closed by the gateway: "
 
 // defaultTCPIdle closes a tcp session with no traffic either way.
 const defaultTCPIdle = 5 * time.Minute
@@ -59,10 +64,39 @@ func (l *listener) serveTCP(tc *tls.Conn, st *connState, vh *vhost, t *table) {
 		ex.reason, ex.detail = reasonInvalidCert, "client certificate expired"
 	}
 	ex.ident = id
+	var rec *recording.Session
 	if ex.reason == "" {
 		ex.binding, ex.detail = allowedBy(r, id, now)
+		if r.recording != nil {
+			var err error
+			rec, err = s.opts.Recorder.StartSession(l.ctx, recording.SessionInfo{
+				Protocol: protoTCP, Identity: recordedIdentity(id, ex.binding),
+				ConnectionID: r.c.ID, ConnectionName: r.c.Name, GatewayID: vh.gw.g.ID, GatewayName: vh.gw.g.Name,
+				RemoteAddr: tc.RemoteAddr().String(), RequestID: ex.id,
+			}, *r.recording)
+			if err != nil {
+				ex.decision, ex.reason, ex.err = decisionReject, reasonRecording, err
+				s.recordTCP(ex, time.Since(start), 0, 0)
+				return
+			}
+			defer func() {
+				why := "closed"
+				switch {
+				case ex.decision != decisionAllow:
+					why = "denied"
+				case strings.HasPrefix(ex.detail, closedByGateway):
+					why = "gateway_closed"
+				}
+				if err := rec.CloseWithReason(why); err != nil {
+					s.log.Error("closing a session recording", "request_id", ex.id, "error", err)
+				}
+			}()
+		}
 		if ex.binding == nil {
 			ex.reason = denialReason(ex.detail)
+			_ = rec.Decision(recording.Decision{Kind: "binding", Outcome: decisionDeny, Reason: ex.detail})
+		} else if err := rec.Decision(recording.Decision{Kind: "binding", Outcome: decisionAllow, Rule: ex.binding.ID}); err != nil {
+			ex.decision, ex.reason, ex.err = decisionReject, reasonRecording, err
 		}
 	}
 	if ex.reason != "" {
@@ -102,7 +136,12 @@ func (l *listener) serveTCP(tc *tls.Conn, st *connState, vh *vhost, t *table) {
 	gauge.Inc()
 	stop := context.AfterFunc(l.ctx, func() { sess.close("listener shut down") })
 
-	in, out := splice(tc, up, cmpDuration(r.c.Timeouts.Idle, defaultTCPIdle))
+	var toExec, toPlanner func([]byte) error
+	if rec != nil {
+		toExec = func(b []byte) error { return rec.TCPChunk(recording.ToExecutor, b) }
+		toPlanner = func(b []byte) error { return rec.TCPChunk(recording.ToPlanner, b) }
+	}
+	in, out := splice(tc, up, cmpDuration(r.c.Timeouts.Idle, defaultTCPIdle), toExec, toPlanner)
 
 	stop()
 	sess.close("")
@@ -111,7 +150,7 @@ func (l *listener) serveTCP(tc *tls.Conn, st *connState, vh *vhost, t *table) {
 	delete(s.sessions, sess)
 	s.sessMu.Unlock()
 	if why := sess.why.Load(); why != nil && *why != "" {
-		ex.detail = "closed by the gateway: " + *why
+		ex.detail = closedByGateway + *why
 	}
 	ex.status = 0
 	s.recordTCP(ex, time.Since(start), in, out)
@@ -183,19 +222,21 @@ func (s *Server) sessionRevoked(sess *tcpSession, t *table, now time.Time) strin
 
 // splice copies both ways until both sides are done, passing half-closes
 // on, and ends the session after idle without traffic in either
-// direction. It returns the bytes from a to b and from b to a.
-func splice(a, b net.Conn, idle time.Duration) (ab, ba int64) {
+// direction. It returns the bytes from a to b and from b to a. recAB and
+// recBA, when set, record each chunk before it is passed on; an error
+// from them ends the session.
+func splice(a, b net.Conn, idle time.Duration, recAB, recBA func([]byte) error) (ab, ba int64) {
 	var last atomic.Int64
 	last.Store(time.Now().UnixNano())
 	done := make(chan int64, 1)
-	go func() { done <- pipe(a, b, idle, &last) }()
-	ab = pipe(b, a, idle, &last)
+	go func() { done <- pipe(a, b, idle, &last, recBA) }()
+	ab = pipe(b, a, idle, &last, recAB)
 	ba = <-done
 	return ab, ba
 }
 
 // pipe copies src to dst; see splice.
-func pipe(dst, src net.Conn, idle time.Duration, last *atomic.Int64) int64 {
+func pipe(dst, src net.Conn, idle time.Duration, last *atomic.Int64, rec func([]byte) error) int64 {
 	buf := copyBuffers.Get()
 	defer copyBuffers.Put(buf)
 	var n int64
@@ -206,6 +247,13 @@ func pipe(dst, src net.Conn, idle time.Duration, last *atomic.Int64) int64 {
 			now := time.Now()
 			last.Store(now.UnixNano())
 			_ = dst.SetWriteDeadline(now.Add(idle))
+			if rec != nil && rec(buf[:k]) != nil {
+				// The session cannot be recorded and its policy refuses
+				// to go on unrecorded.
+				_ = src.Close()
+				_ = dst.Close()
+				return n
+			}
 			if _, werr := dst.Write(buf[:k]); werr != nil {
 				_ = src.Close()
 				_ = dst.Close()

@@ -53,7 +53,8 @@ const (
 // Guardrails stop dangerous requests before they reach the executor. On a
 // connection they apply to every caller; on an identity binding, to the
 // callers it admits (both apply). A denial answers 403 with the id of the
-// rule, its field path ("guardrails.deny_path_patterns[0]").
+// rule: its scope and field path ("connection.guardrails.deny_path_patterns[0]",
+// "binding.guardrails.allowed_mcp_tools").
 type Guardrails struct {
 	// DenyPathPatterns, DenyQueryPatterns and DenyBodyPatterns are RE2
 	// regular expressions; a match denies the request.

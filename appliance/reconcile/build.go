@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -13,7 +14,9 @@ import (
 
 	"github.com/sallyport/terraform-provider-sallyport/appliance/certificates"
 	"github.com/sallyport/terraform-provider-sallyport/appliance/gateway"
+	"github.com/sallyport/terraform-provider-sallyport/appliance/guardrails"
 	"github.com/sallyport/terraform-provider-sallyport/appliance/identity"
+	"github.com/sallyport/terraform-provider-sallyport/appliance/masking"
 	"github.com/sallyport/terraform-provider-sallyport/appliance/model"
 	"github.com/sallyport/terraform-provider-sallyport/appliance/store"
 )
@@ -37,6 +40,8 @@ type builder struct {
 	serving   map[string]*certificates.Serving
 	upstreams map[string]*tls.Config
 	verifiers map[string]*identity.OIDCVerifier
+	// maskKey keys masking's "hash" replacement.
+	maskKey []byte
 	// used are the cache keys the last build used; prune drops the rest
 	// once that build is live.
 	usedServing, usedUpstream, usedVerifier map[string]bool
@@ -46,12 +51,13 @@ type builder struct {
 	challengeGateways map[string][]string
 }
 
-func newBuilder(st *store.Store, certs *certificates.Manager, log *slog.Logger) *builder {
+func newBuilder(st *store.Store, certs *certificates.Manager, log *slog.Logger, maskKey []byte) *builder {
 	return &builder{
 		store: st, certs: certs, log: log,
 		serving:   map[string]*certificates.Serving{},
 		upstreams: map[string]*tls.Config{},
 		verifiers: map[string]*identity.OIDCVerifier{},
+		maskKey:   maskKey,
 	}
 }
 
@@ -148,8 +154,8 @@ func (e tlsError) Error() string { return e.err.Error() }
 func (e tlsError) Unwrap() error { return e.err }
 
 func errorOfTLS(err error) bool {
-	_, ok := err.(tlsError)
-	return ok
+	var te tlsError
+	return errors.As(err, &te)
 }
 
 type builtGateway struct {
@@ -286,17 +292,74 @@ func (b *builder) connection(ctx context.Context, o *model.Resource, ix *index, 
 			c.InjectHeaders.Set(strings.TrimPrefix(f.Path, "spec.inject_headers."), v)
 		}
 	}
+	if err := b.enforcement(c, spec); err != nil {
+		return nil, err
+	}
 	for _, bObj := range ix.bindings[o.ID] {
 		bspec := bObj.Spec.(*model.IdentityBindingSpec)
 		bnd, err := identity.CompileBinding(bObj.ID, bObj.Name, bspec)
+		var g *guardrails.Set
+		if err == nil {
+			g, err = compileGuardrails(guardrails.ScopeBinding, bspec.Guardrails, spec.Protocol)
+		}
 		if err != nil {
+			// The binding fails closed: it admits nobody until fixed.
 			statuses[bObj.ID] = model.Status{ObservedGeneration: bObj.Generation, Message: err.Error()}
 			continue
 		}
 		statuses[bObj.ID] = model.Status{Ready: true, ObservedGeneration: bObj.Generation}
 		c.Bindings = append(c.Bindings, bnd)
+		if g != nil {
+			if c.BindingGuardrails == nil {
+				c.BindingGuardrails = map[string]*guardrails.Set{}
+			}
+			c.BindingGuardrails[bObj.ID] = g
+		}
 	}
 	return c, nil
+}
+
+// enforcement compiles a connection's masking rules, guardrails and
+// recording policy into c. An error leaves the connection not ready.
+func (b *builder) enforcement(c *gateway.Connection, spec *model.ConnectionSpec) error {
+	if len(spec.Masking) > 0 {
+		if spec.Protocol != model.ProtocolHTTP {
+			return fmt.Errorf("spec.masking: masking applies to http connections only (gRPC messages are protobuf, tcp is a byte stream)")
+		}
+		m, err := masking.Compile(spec.Masking, masking.Options{HashKey: b.maskKey})
+		if err != nil {
+			return fmt.Errorf("spec.%w", err)
+		}
+		c.Masker = m
+	}
+	g, err := compileGuardrails(guardrails.ScopeConnection, spec.Guardrails, spec.Protocol)
+	if err != nil {
+		return err
+	}
+	c.Guardrails = g
+	if r := spec.Recording; r != nil && r.Enabled {
+		rec := *r
+		c.Recording = &rec
+	}
+	return nil
+}
+
+// compileGuardrails compiles a guardrails block for a connection of the
+// given protocol: none on tcp (there are no requests), and on grpc none
+// that read or bound the body (it is a stream).
+func compileGuardrails(scope string, spec *model.Guardrails, protocol string) (*guardrails.Set, error) {
+	g, err := guardrails.Compile(scope, spec)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("guardrails: %w", err)
+	case g == nil:
+		return nil, nil
+	case protocol == model.ProtocolTCP:
+		return nil, fmt.Errorf("spec.guardrails: guardrails do not apply to a tcp connection")
+	case protocol == model.ProtocolGRPC && (g.InspectsBody() || g.LimitsBody()):
+		return nil, fmt.Errorf("spec.guardrails: a grpc connection streams request bodies: only deny_path_patterns, deny_query_patterns and allowed_content_types apply")
+	}
+	return g, nil
 }
 
 // secrets returns a lookup of an object's secret values for the

@@ -6,6 +6,7 @@ package reconcile
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,6 +24,9 @@ type Config struct {
 	Store        *store.Store
 	Gateway      *gateway.Server
 	Certificates *certificates.Manager
+	// MaskingHashKey keys masking's "hash" replacement; a random key per
+	// process when nil (hashes then change across restarts).
+	MaskingHashKey []byte
 	// Challenges answers ACME HTTP-01 challenges (none when nil).
 	Challenges *certificates.ChallengeServer
 	Logger     *slog.Logger
@@ -56,10 +60,14 @@ func New(cfg Config) *Reconciler {
 	if cfg.Resync == 0 {
 		cfg.Resync = 30 * time.Second
 	}
+	if cfg.MaskingHashKey == nil {
+		cfg.MaskingHashKey = make([]byte, 32)
+		_, _ = rand.Read(cfg.MaskingHashKey) // crypto/rand.Read never fails
+	}
 	return &Reconciler{
 		cfg:       cfg,
 		log:       cfg.Logger,
-		build:     newBuilder(cfg.Store, cfg.Certificates, cfg.Logger),
+		build:     newBuilder(cfg.Store, cfg.Certificates, cfg.Logger, cfg.MaskingHashKey),
 		changed:   make(chan struct{}),
 		statusMem: map[string]model.Status{},
 	}

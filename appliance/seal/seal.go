@@ -35,6 +35,7 @@ const (
 	// HKDF info strings: domain separation between the subkeys.
 	infoSeal        = "sallyport/seal/v1/aes-256-gcm"
 	infoFingerprint = "sallyport/seal/v1/hmac-sha256-fingerprint"
+	infoMaskingHash = "sallyport/seal/v1/masking-hash"
 )
 
 // ErrOpen is wrapped by every error from Open: the value is malformed, was
@@ -44,8 +45,9 @@ var ErrOpen = errors.New("seal: cannot open sealed value")
 // Sealer seals and opens secrets with keys derived from one master key.
 // It is safe for concurrent use.
 type Sealer struct {
-	aead  cipher.AEAD
-	fpKey []byte
+	aead    cipher.AEAD
+	fpKey   []byte
+	maskKey []byte
 }
 
 // New returns a Sealer for a KeySize-byte master key. The key slice is not
@@ -62,6 +64,10 @@ func New(key []byte) (*Sealer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("seal: derive fingerprint key: %w", err)
 	}
+	maskKey, err := hkdf.Key(sha256.New, key, nil, infoMaskingHash, 32)
+	if err != nil {
+		return nil, fmt.Errorf("seal: derive masking key: %w", err)
+	}
 	block, err := aes.NewCipher(sealKey)
 	if err != nil {
 		return nil, fmt.Errorf("seal: aes: %w", err)
@@ -70,8 +76,13 @@ func New(key []byte) (*Sealer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("seal: gcm: %w", err)
 	}
-	return &Sealer{aead: aead, fpKey: fpKey}, nil
+	return &Sealer{aead: aead, fpKey: fpKey, maskKey: maskKey}, nil
 }
+
+// MaskingHashKey is the key of masking's "hash" replacement: derived from
+// the master key, so a masked value hashes the same across restarts (and
+// across appliances sharing the key) without the hash revealing the value.
+func (s *Sealer) MaskingHashKey() []byte { return append([]byte(nil), s.maskKey...) }
 
 // Seal encrypts plaintext and binds it to aad, the value's place in the
 // store (object id and field path), so a sealed value copied to another

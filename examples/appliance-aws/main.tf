@@ -127,6 +127,30 @@ provider "sallyport" {
   ca_fingerprint_sha256 = var.admin_ca_fingerprint == "" ? null : var.admin_ca_fingerprint
 }
 
-# sallyport_tls_settings, sallyport_gateway, sallyport_connection and
-# sallyport_identity_binding resources go here once the provider ships them;
-# see README.md.
+# What the appliance serves. These wait for the second apply (with the
+# fingerprint): until then the provider has nothing to manage and is not
+# contacted. Connections and identity bindings follow the same pattern.
+locals {
+  configure = var.admin_ca_fingerprint != ""
+}
+
+resource "sallyport_tls_settings" "edge" {
+  count       = local.configure ? 1 : 0
+  name        = "edge"
+  certificate = { source = "self_signed" }
+}
+
+resource "sallyport_gateway" "edge" {
+  count           = local.configure ? 1 : 0
+  name            = "edge"
+  listen_addr     = "0.0.0.0:443"
+  hostnames       = [var.gateway_hostname]
+  tls_settings_id = sallyport_tls_settings.edge[0].id
+
+  oidc_providers = [
+    {
+      issuer_url = var.oidc_issuer_url
+      audiences  = [var.oidc_audience]
+    },
+  ]
+}

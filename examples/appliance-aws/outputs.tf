@@ -18,3 +18,8 @@ output "admin_ca_fingerprint_command" {
   description = "Prints the admin CA fingerprint the appliance wrote to its serial console at first boot."
   value       = "aws ec2 get-console-output --region ${var.region} --instance-id ${aws_instance.appliance.id} --latest --output text | grep -o 'admin API CA SHA-256 fingerprint: [0-9a-f]*'"
 }
+
+output "gateway_ready" {
+  description = "Whether the appliance serves the gateway (after the second apply)."
+  value       = local.configure ? sallyport_gateway.edge[0].ready : null
+}

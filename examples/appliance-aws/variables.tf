@@ -48,3 +48,21 @@ variable "admin_ca_fingerprint" {
     error_message = "The admin_ca_fingerprint must be the 64 hex digits of a SHA-256 (colons allowed)."
   }
 }
+
+variable "gateway_hostname" {
+  description = "DNS name planners use for the gateway (point it at the gateway_address output)."
+  type        = string
+  default     = "gateway.example.com"
+}
+
+variable "oidc_issuer_url" {
+  description = "OIDC issuer whose tokens the gateway accepts from planners."
+  type        = string
+  default     = "https://token.actions.githubusercontent.com"
+}
+
+variable "oidc_audience" {
+  description = "Audience planners' tokens must carry."
+  type        = string
+  default     = "sallyport"
+}

@@ -23,6 +23,7 @@ Commands:
   serve     run the appliance (state in --data-dir, admin API on --admin-addr)
   dev       run a throw-away development appliance and print how to reach it
   version   print the version
+  recordings  list, show, verify and export recorded sessions
 
 Run "sallyportd <command> --help" for a command's flags.
 `
@@ -45,6 +46,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = devCommand(args[1:], stdout, stderr)
 	case "version":
 		err = versionCommand(args[1:], stdout, stderr)
+	case "recordings":
+		err = recordingsCommand(args[1:], stdout, stderr)
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(stdout, usage)
 		return 0

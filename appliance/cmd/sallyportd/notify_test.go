@@ -50,9 +50,12 @@ func TestServeNotifiesSystemd(t *testing.T) {
 
 	p := startProc(t, childEnv("NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=400000"), "serve", "--data-dir", t.TempDir(), "--admin-addr", "127.0.0.1:0")
 	next("READY=1")
-	// READY comes after the listener: the address is already logged.
-	if !strings.Contains(p.stderr.String(), "admin API listening") {
-		t.Errorf("READY=1 before the admin API listened:\n%s", p.stderr)
+	// Once READY, the admin API answers.
+	addr := p.waitListening()
+	if c, err := net.DialTimeout("tcp", addr, 5*time.Second); err != nil {
+		t.Errorf("READY=1 sent but the admin API does not accept: %v", err)
+	} else {
+		c.Close()
 	}
 	next("WATCHDOG=1")
 	next("WATCHDOG=1")

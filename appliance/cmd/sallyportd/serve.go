@@ -27,6 +27,8 @@ type serveFlags struct {
 	certFile, keyFile    string
 	sans                 listFlag
 	logLevel             string
+	recordingMaxAge      time.Duration
+	recordingMaxBytes    int64
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet, defaultDataDir string) {
@@ -37,6 +39,8 @@ func (f *serveFlags) register(fs *flag.FlagSet, defaultDataDir string) {
 	fs.StringVar(&f.certFile, "admin-cert-file", envOr("SALLYPORT_ADMIN_CERT_FILE", ""), "PEM certificate chain for the admin API instead of the generated one (env SALLYPORT_ADMIN_CERT_FILE)")
 	fs.StringVar(&f.keyFile, "admin-key-file", envOr("SALLYPORT_ADMIN_KEY_FILE", ""), "PEM private key of --admin-cert-file (env SALLYPORT_ADMIN_KEY_FILE)")
 	fs.Var(&f.sans, "admin-san", "extra DNS name or IP for the generated admin certificate (repeatable)")
+	fs.DurationVar(&f.recordingMaxAge, "recording-max-age", 30*24*time.Hour, "prune recorded sessions older than this (0: keep)")
+	fs.Int64Var(&f.recordingMaxBytes, "recording-max-bytes", 10<<30, "prune the oldest recorded sessions beyond this many bytes (0: no bound)")
 	fs.StringVar(&f.logLevel, "log-level", envOr("SALLYPORT_LOG_LEVEL", "info"), "debug, info, warn or error (env SALLYPORT_LOG_LEVEL)")
 }
 
@@ -49,6 +53,9 @@ func (f *serveFlags) config(logger *slog.Logger) daemon.Config {
 		AdminKeyFile:  f.keyFile,
 		AdminSANs:     f.sans,
 		Logger:        logger,
+
+		RecordingMaxAge:   f.recordingMaxAge,
+		RecordingMaxBytes: f.recordingMaxBytes,
 	}
 }
 

@@ -1,0 +1,450 @@
+package recording
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Session is the recording of one session. Its methods are safe for
+// concurrent use (the two directions of a tcp connection may record at
+// once) and do nothing on a nil *Session, which is what StartSession
+// returns for an unrecorded session.
+//
+// A method's error means the session could not be recorded from then on
+// and its policy is "refuse": stop the exchange if it is still possible.
+// Under "continue" the methods never fail; a failure is logged and
+// counted once and the rest of the session goes unrecorded.
+type Session struct {
+	r       *Recorder
+	id      string
+	rel     string // path under the recordings dir
+	path    string
+	started time.Time
+	info    SessionStart
+	refuse  bool
+	maxBody int64 // -1: no bodies
+	scrub   *scrubber
+	redact  map[string]bool
+
+	mu         sync.Mutex // guards everything below
+	f          *os.File
+	w          *bufio.Writer
+	headerHash [32]byte
+	prev       [32]byte
+	seq        int64 // records written
+	size       int64 // bytes written
+	failed     error // a write failed: nothing more is recorded
+	closed     bool
+	tcpSeen    map[Direction]int64
+	tcpKept    map[Direction]int64
+	pending    map[Direction][]byte
+}
+
+// ID is the session's id ("" for an unrecorded session).
+func (s *Session) ID() string {
+	if s == nil {
+		return ""
+	}
+	return s.id
+}
+
+// Recorded reports whether the session is being recorded.
+func (s *Session) Recorded() bool { return s != nil }
+
+// MaxBodyBytes is the body cap in force (-1: bodies are not recorded).
+func (s *Session) MaxBodyBytes() int64 {
+	if s == nil {
+		return -1
+	}
+	return s.maxBody
+}
+
+// HTTPRequest records a request as forwarded to the executor. Call it
+// before forwarding when the body is already buffered (guardrails buffer
+// it), otherwise once the body has been read (see CaptureBody).
+func (s *Session) HTTPRequest(req HTTPRequest) error {
+	if s == nil {
+		return nil
+	}
+	req.Header, req.RedactedHeaders = s.scrub.headers(req.Header, s.redact)
+	req.Host = s.scrub.str(req.Host)
+	req.Path = s.scrub.str(req.Path)
+	req.Query = s.scrub.query(req.Query)
+	req.Body, req.BodySize, req.BodyTruncated = s.capBody(req.Body, req.BodySize)
+	if req.Time.IsZero() {
+		req.Time = s.r.now()
+	}
+	return s.record(TypeHTTPRequest, req)
+}
+
+// HTTPResponse records the response sent to the planner (its body after
+// masking). Trailers carry grpc-status for gRPC.
+func (s *Session) HTTPResponse(resp HTTPResponse) error {
+	if s == nil {
+		return nil
+	}
+	var trailerRemoved []string
+	resp.Header, resp.RedactedHeaders = s.scrub.headers(resp.Header, s.redact)
+	resp.Trailer, trailerRemoved = s.scrub.headers(resp.Trailer, s.redact)
+	for _, n := range trailerRemoved {
+		if !slices.Contains(resp.RedactedHeaders, n) {
+			resp.RedactedHeaders = append(resp.RedactedHeaders, n)
+		}
+	}
+	resp.Body, resp.BodySize, resp.BodyTruncated = s.capBody(resp.Body, resp.BodySize)
+	resp.Error = s.scrub.str(resp.Error)
+	return s.record(TypeHTTPResponse, resp)
+}
+
+// GRPCMessage records one gRPC message (each message is capped on its
+// own).
+func (s *Session) GRPCMessage(m GRPCMessage) error {
+	if s == nil {
+		return nil
+	}
+	m.Method = s.scrub.str(m.Method)
+	m.Message, m.Size, m.Truncated = s.capBody(m.Message, m.Size)
+	return s.record(TypeGRPCMessage, m)
+}
+
+// Decision records an authorization or guardrail decision.
+func (s *Session) Decision(d Decision) error {
+	if s == nil {
+		return nil
+	}
+	d.Reason = s.scrub.str(d.Reason)
+	return s.record(TypeDecision, d)
+}
+
+// TCPChunk records bytes read from one side of a tcp connection. The cap
+// applies per direction over the whole session; past it, chunks are
+// recorded by size only. When the session has secrets to scrub, the last
+// few bytes of each chunk are held back until the next one (or Close), so
+// a secret split across reads is still caught.
+func (s *Session) TCPChunk(dir Direction, data []byte) error {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tcpSeen == nil {
+		s.tcpSeen, s.tcpKept, s.pending = map[Direction]int64{}, map[Direction]int64{}, map[Direction][]byte{}
+	}
+	s.tcpSeen[dir] += int64(len(data))
+	return s.tcpLocked(dir, data, int64(len(data)), false)
+}
+
+func (s *Session) tcpLocked(dir Direction, data []byte, size int64, final bool) error {
+	buf := append(s.pending[dir], data...)
+	emit, hold := buf, []byte(nil)
+	if !final {
+		emit, hold = s.scrub.split(buf)
+	} else {
+		emit = s.scrub.bytes(bytes.Clone(buf))
+	}
+	s.pending[dir] = bytes.Clone(hold)
+	room := max(0, s.maxBody-s.tcpKept[dir])
+	out, truncated := emit, false
+	if int64(len(emit)) > room {
+		out, truncated = s.scrub.trimPartialSuffix(emit[:room]), true
+	}
+	s.tcpKept[dir] += int64(len(out))
+	return s.appendLocked(TypeTCPChunk, TCPChunk{Direction: dir, Data: out, Size: size, Truncated: truncated}, time.Time{})
+}
+
+// capBody scrubs a body, then keeps at most the cap. Scrubbing first means
+// a secret across the cap is replaced whole, and trimPartialSuffix drops
+// the start of a secret form that the capture itself cut.
+func (s *Session) capBody(b []byte, size int64) ([]byte, int64, bool) {
+	if size >= 0 && size < int64(len(b)) || size < -1 {
+		size = int64(len(b))
+	}
+	if s.maxBody < 0 {
+		return nil, size, len(b) > 0 || size != 0
+	}
+	cut := size > int64(len(b))
+	b = s.scrub.bytes(b)
+	if int64(len(b)) > s.maxBody {
+		b, cut = b[:s.maxBody], true
+	}
+	if cut {
+		b = s.scrub.trimPartialSuffix(b)
+	}
+	return b, size, cut
+}
+
+func (s *Session) scrubIdentity(id Identity) Identity {
+	id.Issuer, id.Subject = s.scrub.str(id.Issuer), s.scrub.str(id.Subject)
+	id.ClientCertURI, id.ClientCertSubject = s.scrub.str(id.ClientCertURI), s.scrub.str(id.ClientCertSubject)
+	return id
+}
+
+func (s *Session) record(typ string, payload any) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.appendLocked(typ, payload, time.Time{})
+}
+
+// withheld replaces a payload that still holds a secret after scrubbing,
+// or does not fit in a frame: fail closed, keep the chain.
+type withheld struct {
+	Withheld string `json:"withheld"`
+}
+
+// appendLocked writes one record under the session's policy: a write
+// error stops the recording and is returned under "refuse", logged and
+// counted under "continue". t is the record's time (now when zero).
+func (s *Session) appendLocked(typ string, payload any, t time.Time) error {
+	if s.closed {
+		if s.refuse {
+			return ErrClosed
+		}
+		return nil
+	}
+	if s.failed != nil {
+		if s.refuse {
+			return s.failed
+		}
+		return nil
+	}
+	if err := s.writeRecord(typ, payload, t); err != nil {
+		return s.failLocked(err)
+	}
+	return nil
+}
+
+// writeRecord encodes, chains and writes one record, flushing it to the
+// kernel so a full disk is noticed on this record, not sessions later.
+func (s *Session) writeRecord(typ string, payload any, t time.Time) error {
+	p, err := json.Marshal(payload)
+	if err != nil {
+		return fmt.Errorf("encoding a %s record: %w", typ, err)
+	}
+	if s.scrub.active() && s.scrub.contains(p) {
+		s.r.log.Error("a secret survived scrubbing: the record's payload is withheld", "session_id", s.id, "type", typ)
+		p, _ = json.Marshal(withheld{Withheld: "the payload held a secret and was not recorded"})
+	}
+	if len(p) > MaxFrameBytes-1024 {
+		p, _ = json.Marshal(withheld{Withheld: fmt.Sprintf("the payload (%d bytes) is larger than a record may be", len(p))})
+	}
+	if t.IsZero() {
+		t = s.r.now()
+	}
+	body, err := json.Marshal(envelope{Seq: s.seq, Time: t, Type: typ, Prev: hexHash(s.prev), Payload: p})
+	if err != nil {
+		return fmt.Errorf("encoding a %s record: %w", typ, err)
+	}
+	frame := appendFrame(make([]byte, 0, len(body)+binary10), body)
+	if err := s.writeFrame(frame); err != nil {
+		return err
+	}
+	s.prev = sha256.Sum256(frame)
+	s.seq++
+	s.size += int64(len(frame))
+	s.r.metrics.bytes.Add(float64(len(frame)))
+	return nil
+}
+
+// binary10 is room for a uvarint length prefix.
+const binary10 = 10
+
+func (s *Session) writeFrame(frame []byte) error {
+	if _, err := s.w.Write(frame); err != nil {
+		return fmt.Errorf("writing the recording: %w", err)
+	}
+	if err := s.w.Flush(); err != nil {
+		return fmt.Errorf("writing the recording: %w", err)
+	}
+	return nil
+}
+
+// failLocked stops recording the session after a write error and applies
+// the policy.
+func (s *Session) failLocked(err error) error {
+	reason := "error"
+	if isDiskFull(err) {
+		reason = "disk_full"
+		err = fmt.Errorf("%w: %w", ErrDiskFull, err)
+	} else {
+		err = fmt.Errorf("%w: %w", ErrRecordingFailed, err)
+	}
+	s.failed = err
+	attrs := []any{"session_id", s.id, "reason", reason, "connection_id", s.info.ConnectionID, "file", s.path, "error", err}
+	if s.refuse {
+		s.r.metrics.refused.WithLabelValues(reason).Inc()
+		s.r.log.Error("recording failed mid-session; under on_disk_full=refuse the exchange should stop", attrs...)
+		return err
+	}
+	s.r.metrics.unrecorded.WithLabelValues(reason).Inc()
+	s.r.log.Error("ALERT: recording failed mid-session; the rest of the session runs UNRECORDED (on_disk_full=continue)", attrs...)
+	return nil
+}
+
+// Close ends the session: it writes the signed manifest, syncs the file
+// and anchors the session in the store. It blocks for the fsync and the
+// store commit, so call it once the response is on its way. Closing twice
+// is a no-op.
+func (s *Session) Close() error { return s.CloseWithReason("closed") }
+
+// CloseWithReason is Close with the reason the manifest gives ("closed",
+// "executor_closed", "binding_revoked", ...).
+func (s *Session) CloseWithReason(reason string) error {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	// Flush what tcp scrubbing held back, in a stable order.
+	var err error
+	dirs := make([]Direction, 0, len(s.pending))
+	for d, p := range s.pending {
+		if len(p) > 0 {
+			dirs = append(dirs, d)
+		}
+	}
+	slices.Sort(dirs)
+	for _, d := range dirs {
+		err = errors.Join(err, s.tcpLocked(d, nil, 0, true))
+	}
+	if err == nil {
+		err = s.finishLocked(reason)
+	}
+	s.closed = true
+	if s.f != nil {
+		s.f.Close()
+	}
+	s.r.sessionEnded(s, s.size)
+	if err != nil && !s.refuse {
+		return nil // already logged and counted under "continue"
+	}
+	return err
+}
+
+// finishLocked writes the manifest, syncs and anchors.
+func (s *Session) finishLocked(reason string) error {
+	if s.failed != nil {
+		return s.failed
+	}
+	now := s.r.now()
+	m := Manifest{
+		SessionID: s.id, HeaderHash: hexHash(s.headerHash), Records: s.seq, FinalHash: hexHash(s.prev), Bytes: s.size,
+		EndedAt: now, Reason: reason, KeyFingerprint: s.r.fp,
+	}
+	if len(s.tcpSeen) > 0 {
+		m.TCPBytes = s.tcpSeen
+	}
+	mj, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encoding the manifest: %w", err)
+	}
+	sig := ed25519.Sign(s.r.key, signingMessage(mj))
+	if err := s.appendLocked(TypeSessionEnd, SessionEnd{Manifest: mj, Signature: sig}, now); err != nil {
+		return err
+	}
+	if s.failed != nil { // under "continue" appendLocked swallowed it
+		return s.failed
+	}
+	if err := s.f.Sync(); err != nil {
+		return s.failLocked(fmt.Errorf("syncing %s: %w", s.path, err))
+	}
+	// The directory entry must be durable before the store says the
+	// session exists: an anchor without its file reads as a deletion.
+	if err := syncDir(filepath.Dir(s.path)); err != nil {
+		return s.failLocked(err)
+	}
+	a := Anchor{
+		SessionID: s.id, File: s.rel, Records: s.seq, Bytes: s.size, FinalHash: hexHash(s.prev),
+		KeyFingerprint: s.r.fp, StartedAt: s.started, EndedAt: now, ConnectionID: s.info.ConnectionID,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), anchorTimeout)
+	defer cancel()
+	if err := s.r.anchors.put(ctx, a); err != nil {
+		s.r.log.Error("session recorded but NOT anchored: verify will report it unanchored", "session_id", s.id, "error", err)
+		return fmt.Errorf("%w: anchoring session %s: %w", ErrRecordingFailed, s.id, err)
+	}
+	s.r.metrics.recorded.Inc()
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("syncing %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", dir, err)
+	}
+	return nil
+}
+
+// BodyCapture passes a body through and keeps its beginning for the
+// recording. Wrap the request body before forwarding, or the (masked)
+// response body before it is copied to the planner, then pass Bytes and
+// Size to HTTPRequest or HTTPResponse. It is safe to read Bytes while
+// another goroutine still reads the body.
+type BodyCapture struct {
+	rc    io.ReadCloser
+	limit int64
+
+	mu   sync.Mutex
+	buf  []byte
+	size int64
+}
+
+// CaptureBody wraps a body so that the first bytes read through it (the
+// cap, plus room to catch a secret across it) are kept. A nil session
+// captures nothing.
+func (s *Session) CaptureBody(rc io.ReadCloser) *BodyCapture {
+	limit := int64(0)
+	if s != nil && s.maxBody > 0 {
+		limit = s.maxBody + int64(s.scrub.maxLen)
+	}
+	return &BodyCapture{rc: rc, limit: limit}
+}
+
+// Read implements io.Reader.
+func (c *BodyCapture) Read(p []byte) (int, error) {
+	n, err := c.rc.Read(p)
+	if n > 0 {
+		c.mu.Lock()
+		c.size += int64(n)
+		if room := c.limit - int64(len(c.buf)); room > 0 {
+			c.buf = append(c.buf, p[:min(int64(n), room)]...)
+		}
+		c.mu.Unlock()
+	}
+	return n, err
+}
+
+// Close closes the underlying body.
+func (c *BodyCapture) Close() error { return c.rc.Close() }
+
+// Bytes is what was kept so far (a copy).
+func (c *BodyCapture) Bytes() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return bytes.Clone(c.buf)
+}
+
+// Size is how many bytes went through so far.
+func (c *BodyCapture) Size() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.size
+}
