@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
 	"github.com/hashicorp/terraform-plugin-framework-timetypes/timetypes"
+	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
@@ -539,4 +540,169 @@ func operationTimeouts(ctx context.Context, what string) schema.Attribute {
 	a.MarkdownDescription = "How long Terraform waits for the appliance: create and update return once the change is " +
 		"live (status ready at the new generation). Durations such as `30s` or `15m`."
 	return a
+}
+
+// stringList returns a list of strings, null when empty.
+func stringList(ss []string) types.List {
+	if len(ss) == 0 {
+		return types.ListNull(types.StringType)
+	}
+	vals := make([]attr.Value, len(ss))
+	for i, s := range ss {
+		vals[i] = types.StringValue(s)
+	}
+	return types.ListValueMust(types.StringType, vals)
+}
+
+// optInt64 returns a null number for 0 (absent in the API).
+func optInt64(n int64) types.Int64 {
+	if n == 0 {
+		return types.Int64Null()
+	}
+	return types.Int64Value(n)
+}
+
+// int64Rule is a validator.Int64 built from a check function, reporting
+// under summaryInvalid. Null and unknown values are skipped.
+type int64Rule struct {
+	description string
+	check       func(int64) error
+}
+
+var _ validator.Int64 = int64Rule{}
+
+// Description describes the rule in plain text.
+func (r int64Rule) Description(context.Context) string { return r.description }
+
+// MarkdownDescription describes the rule in Markdown.
+func (r int64Rule) MarkdownDescription(context.Context) string { return r.description }
+
+// ValidateInt64 reports a failed check on the attribute's path.
+func (r int64Rule) ValidateInt64(_ context.Context, req validator.Int64Request, resp *validator.Int64Response) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	if err := r.check(req.ConfigValue.ValueInt64()); err != nil {
+		resp.Diagnostics.AddAttributeError(req.Path, summaryInvalid, err.Error())
+	}
+}
+
+// notZeroRule refuses 0, which the appliance stores as "not set": null is
+// the only way to ask for the default, so the state matches the
+// configuration. Other bounds are the model's (checked in ValidateConfig).
+func notZeroRule(unset string) validator.Int64 {
+	return int64Rule{description: "not 0", check: func(n int64) error {
+		if n == 0 {
+			return fmt.Errorf("must not be 0: leave it out for %s", unset)
+		}
+		return nil
+	}}
+}
+
+func regexRule() validator.String {
+	return checkRule("an RE2 regular expression", model.CheckRegex)
+}
+
+// guardrailsModel maps the guardrails of a connection or an identity
+// binding (model.Guardrails).
+type guardrailsModel struct {
+	DenyPathPatterns      types.List  `tfsdk:"deny_path_patterns"`
+	DenyQueryPatterns     types.List  `tfsdk:"deny_query_patterns"`
+	DenyBodyPatterns      types.List  `tfsdk:"deny_body_patterns"`
+	MaxRequestBodyBytes   types.Int64 `tfsdk:"max_request_body_bytes"`
+	AllowedContentTypes   types.List  `tfsdk:"allowed_content_types"`
+	AllowedJSONRPCMethods types.List  `tfsdk:"allowed_jsonrpc_methods"`
+	AllowedMCPTools       types.List  `tfsdk:"allowed_mcp_tools"`
+}
+
+// guardrailsAttribute is the schema of the guardrails of a connection or
+// an identity binding; scope says whose requests they apply to.
+func guardrailsAttribute(description string) schema.SingleNestedAttribute {
+	list := func(desc string, elem ...validator.String) schema.ListAttribute {
+		v := []validator.List{listvalidator.SizeAtLeast(1)}
+		if len(elem) > 0 {
+			v = append(v, listvalidator.ValueStringsAre(elem...))
+		}
+		return schema.ListAttribute{Optional: true, ElementType: types.StringType, MarkdownDescription: desc, Validators: v}
+	}
+	return schema.SingleNestedAttribute{
+		Optional:            true,
+		MarkdownDescription: description,
+		Attributes: map[string]schema.Attribute{
+			"deny_path_patterns": list("RE2 regular expressions over the request path; a request whose path matches "+
+				"one is denied, e.g. `[\"^/admin/\", \"/delete$\"]`.", regexRule()),
+			"deny_query_patterns": list("RE2 regular expressions over the raw query string; a match denies the "+
+				"request, e.g. `[\"(^|&)force=true\"]`.", regexRule()),
+			"deny_body_patterns": list("RE2 regular expressions over the request body; a match denies the request, "+
+				"e.g. `[\"DROP\\\\s+TABLE\"]`. Not for `grpc` connections (the body is a stream).", regexRule()),
+			"max_request_body_bytes": schema.Int64Attribute{
+				Optional: true,
+				MarkdownDescription: "The largest request body allowed, in bytes; larger requests are denied. Leave it " +
+					"out for no cap beyond the gateway's own. Not for `grpc` connections.",
+				Validators: []validator.Int64{notZeroRule("no cap")},
+			},
+			"allowed_content_types": list("The media types a request body may have, without parameters, e.g. " +
+				"`[\"application/json\"]`; any when unset."),
+			"allowed_jsonrpc_methods": list("The JSON-RPC 2.0 methods a request may call (globs, e.g. "+
+				"`[\"tools/*\", \"initialize\"]`; batches included); any when unset. Not for `grpc` connections.", globRule()),
+			"allowed_mcp_tools": list("The Model Context Protocol tools a `tools/call` may name (globs, e.g. "+
+				"`[\"search_*\"]`); any when unset. Not for `grpc` connections.", globRule()),
+		},
+	}
+}
+
+// empty reports whether no guardrail is set.
+func (g *guardrailsModel) empty() bool {
+	return g.DenyPathPatterns.IsNull() && g.DenyQueryPatterns.IsNull() && g.DenyBodyPatterns.IsNull() &&
+		g.MaxRequestBodyBytes.IsNull() && g.AllowedContentTypes.IsNull() && g.AllowedJSONRPCMethods.IsNull() &&
+		g.AllowedMCPTools.IsNull()
+}
+
+// spec converts the guardrails to the model (nil for none); ok is false
+// when a value is unknown.
+func (g *guardrailsModel) spec(ctx context.Context) (*model.Guardrails, bool) {
+	if g == nil {
+		return nil, true
+	}
+	s := &model.Guardrails{MaxRequestBodyBytes: g.MaxRequestBodyBytes.ValueInt64()}
+	ok := known(g.MaxRequestBodyBytes)
+	for _, f := range []struct {
+		dst *[]string
+		src types.List
+	}{
+		{&s.DenyPathPatterns, g.DenyPathPatterns}, {&s.DenyQueryPatterns, g.DenyQueryPatterns},
+		{&s.DenyBodyPatterns, g.DenyBodyPatterns}, {&s.AllowedContentTypes, g.AllowedContentTypes},
+		{&s.AllowedJSONRPCMethods, g.AllowedJSONRPCMethods}, {&s.AllowedMCPTools, g.AllowedMCPTools},
+	} {
+		var fok bool
+		*f.dst, fok = setStrings(ctx, f.src)
+		ok = ok && fok
+	}
+	return s, ok
+}
+
+// checkEmptyGuardrails refuses `guardrails = {}`, which would read back
+// the same as no guardrails at all.
+func checkEmptyGuardrails(g *guardrailsModel, diags *diag.Diagnostics) {
+	if g != nil && g.empty() {
+		diags.AddAttributeError(path.Root("guardrails"), summaryInvalid,
+			"set at least one guardrail, or leave guardrails out for none")
+	}
+}
+
+// guardrailsFromAPI converts guardrails read from the appliance, keeping
+// the order of every list.
+func guardrailsFromAPI(g *model.Guardrails) *guardrailsModel {
+	if g == nil {
+		return nil
+	}
+	return &guardrailsModel{
+		DenyPathPatterns:      stringList(g.DenyPathPatterns),
+		DenyQueryPatterns:     stringList(g.DenyQueryPatterns),
+		DenyBodyPatterns:      stringList(g.DenyBodyPatterns),
+		MaxRequestBodyBytes:   optInt64(g.MaxRequestBodyBytes),
+		AllowedContentTypes:   stringList(g.AllowedContentTypes),
+		AllowedJSONRPCMethods: stringList(g.AllowedJSONRPCMethods),
+		AllowedMCPTools:       stringList(g.AllowedMCPTools),
+	}
 }

@@ -30,19 +30,22 @@ type connectionDataSource struct {
 
 // connectionDataModel maps the data source's schema.
 type connectionDataModel struct {
-	ID                    types.String      `tfsdk:"id"`
-	GatewayID             types.String      `tfsdk:"gateway_id"`
-	Name                  types.String      `tfsdk:"name"`
-	Protocol              types.String      `tfsdk:"protocol"`
-	Hostname              types.String      `tfsdk:"hostname"`
-	PathPrefix            types.String      `tfsdk:"path_prefix"`
-	UpstreamURL           types.String      `tfsdk:"upstream_url"`
-	UpstreamTLSSettingsID types.String      `tfsdk:"upstream_tls_settings_id"`
-	InjectHeaderNames     types.Set         `tfsdk:"inject_header_names"`
-	Timeouts              types.Object      `tfsdk:"timeouts"`
-	Ready                 types.Bool        `tfsdk:"ready"`
-	StatusMessage         types.String      `tfsdk:"status_message"`
-	CreatedAt             timetypes.RFC3339 `tfsdk:"created_at"`
+	ID                    types.String       `tfsdk:"id"`
+	GatewayID             types.String       `tfsdk:"gateway_id"`
+	Name                  types.String       `tfsdk:"name"`
+	Protocol              types.String       `tfsdk:"protocol"`
+	Hostname              types.String       `tfsdk:"hostname"`
+	PathPrefix            types.String       `tfsdk:"path_prefix"`
+	UpstreamURL           types.String       `tfsdk:"upstream_url"`
+	UpstreamTLSSettingsID types.String       `tfsdk:"upstream_tls_settings_id"`
+	InjectHeaderNames     types.Set          `tfsdk:"inject_header_names"`
+	Timeouts              types.Object       `tfsdk:"timeouts"`
+	Recording             *recordingModel    `tfsdk:"recording"`
+	Masking               []maskingRuleModel `tfsdk:"masking"`
+	Guardrails            *guardrailsModel   `tfsdk:"guardrails"`
+	Ready                 types.Bool         `tfsdk:"ready"`
+	StatusMessage         types.String       `tfsdk:"status_message"`
+	CreatedAt             timetypes.RFC3339  `tfsdk:"created_at"`
 }
 
 // Metadata names the data source type.
@@ -54,6 +57,9 @@ func (d *connectionDataSource) Metadata(_ context.Context, req datasource.Metada
 func (d *connectionDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, resp *datasource.SchemaResponse) {
 	computed := func(desc string) schema.StringAttribute {
 		return schema.StringAttribute{Computed: true, MarkdownDescription: desc}
+	}
+	computedList := func(desc string) schema.ListAttribute {
+		return schema.ListAttribute{Computed: true, ElementType: types.StringType, MarkdownDescription: desc}
 	}
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "A connection, looked up by its gateway and name, with whether it is live. Injected " +
@@ -87,6 +93,40 @@ func (d *connectionDataSource) Schema(_ context.Context, _ datasource.SchemaRequ
 					"connect":         computed("Dial and TLS handshake timeout."),
 					"response_header": computed("Timeout waiting for response headers."),
 					"idle":            computed("Idle pooled connection timeout."),
+				},
+			},
+			"recording": schema.SingleNestedAttribute{
+				Computed:            true,
+				MarkdownDescription: "The connection's session recording (null: none).",
+				Attributes: map[string]schema.Attribute{
+					"enabled":        schema.BoolAttribute{Computed: true, MarkdownDescription: "Whether sessions are recorded."},
+					"max_body_bytes": schema.Int64Attribute{Computed: true, MarkdownDescription: "Recorded bytes per body (`-1`: none; null: 64 KiB)."},
+					"on_disk_full":   computed("`refuse` or `continue` (null: `refuse`)."),
+				},
+			},
+			"masking": schema.ListNestedAttribute{
+				Computed:            true,
+				MarkdownDescription: "The connection's masking rules, in the order they apply (null: none).",
+				NestedObject: schema.NestedAttributeObject{
+					Attributes: map[string]schema.Attribute{
+						"json_path":   computed("The JSONPath the rule masks (null if another selector is used)."),
+						"regex":       computed("The regular expression the rule masks (null if another selector is used)."),
+						"detector":    computed("The built-in detector the rule uses (null if another selector is used)."),
+						"replacement": computed("`redact`, `partial` or `hash` (null: `redact`)."),
+					},
+				},
+			},
+			"guardrails": schema.SingleNestedAttribute{
+				Computed:            true,
+				MarkdownDescription: "The connection's guardrails (null: none).",
+				Attributes: map[string]schema.Attribute{
+					"deny_path_patterns":      computedList("Regular expressions over the path that deny a request."),
+					"deny_query_patterns":     computedList("Regular expressions over the query that deny a request."),
+					"deny_body_patterns":      computedList("Regular expressions over the body that deny a request."),
+					"max_request_body_bytes":  schema.Int64Attribute{Computed: true, MarkdownDescription: "The largest request body allowed (null: no cap)."},
+					"allowed_content_types":   computedList("The media types a request body may have (null: any)."),
+					"allowed_jsonrpc_methods": computedList("The JSON-RPC methods a request may call (null: any)."),
+					"allowed_mcp_tools":       computedList("The MCP tools a `tools/call` may name (null: any)."),
 				},
 			},
 			"ready": schema.BoolAttribute{
@@ -155,6 +195,9 @@ func connectionDataFromAPI(o *model.Connection) *connectionDataModel {
 		UpstreamTLSSettingsID: optString(s.UpstreamTLSSettingsID),
 		InjectHeaderNames:     injectHeaderNames(s.InjectHeaders),
 		Timeouts:              t,
+		Recording:             recordingFromAPI(s.Recording),
+		Masking:               maskingFromAPI(s.Masking),
+		Guardrails:            guardrailsFromAPI(s.Guardrails),
 		Ready:                 types.BoolValue(o.Status.Ready && o.Status.ObservedGeneration >= o.Generation),
 		StatusMessage:         optString(o.Status.Message),
 		CreatedAt:             rfc3339(o.CreatedAt),

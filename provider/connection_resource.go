@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
 	"github.com/hashicorp/terraform-plugin-framework-timetypes/timetypes"
+	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/mapvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
@@ -53,6 +54,9 @@ type connectionModel struct {
 	InjectHeadersWOVersion types.Int64            `tfsdk:"inject_headers_wo_version"`
 	InjectHeaderNames      types.Set              `tfsdk:"inject_header_names"`
 	Timeouts               *upstreamTimeoutsModel `tfsdk:"timeouts"`
+	Recording              *recordingModel        `tfsdk:"recording"`
+	Masking                []maskingRuleModel     `tfsdk:"masking"`
+	Guardrails             *guardrailsModel       `tfsdk:"guardrails"`
 	Ready                  types.Bool             `tfsdk:"ready"`
 	CreatedAt              timetypes.RFC3339      `tfsdk:"created_at"`
 	OperationTimeouts      timeouts.Value         `tfsdk:"operation_timeouts"`
@@ -63,6 +67,22 @@ type upstreamTimeoutsModel struct {
 	Connect        types.String `tfsdk:"connect"`
 	ResponseHeader types.String `tfsdk:"response_header"`
 	Idle           types.String `tfsdk:"idle"`
+}
+
+// recordingModel maps a connection's recording (model.RecordingSpec).
+type recordingModel struct {
+	Enabled      types.Bool   `tfsdk:"enabled"`
+	MaxBodyBytes types.Int64  `tfsdk:"max_body_bytes"`
+	OnDiskFull   types.String `tfsdk:"on_disk_full"`
+}
+
+// maskingRuleModel maps one of a connection's masking rules
+// (model.MaskingRule).
+type maskingRuleModel struct {
+	JSONPath    types.String `tfsdk:"json_path"`
+	Regex       types.String `tfsdk:"regex"`
+	Detector    types.String `tfsdk:"detector"`
+	Replacement types.String `tfsdk:"replacement"`
 }
 
 // Attribute paths of the connection's write-only headers.
@@ -185,6 +205,73 @@ func (r *connectionResource) Schema(ctx context.Context, _ resource.SchemaReques
 					},
 				},
 			},
+			"recording": schema.SingleNestedAttribute{
+				Optional: true,
+				MarkdownDescription: "Session recording: every request and response of the connection, after " +
+					"`masking`, is written to the appliance's tamper-evident recording log, to be listed, exported and " +
+					"verified later. Leave it out (or set `enabled = false`) to record nothing.",
+				Attributes: map[string]schema.Attribute{
+					"enabled": schema.BoolAttribute{
+						Required:            true,
+						MarkdownDescription: "Whether the connection's sessions are recorded.",
+					},
+					"max_body_bytes": schema.Int64Attribute{
+						Optional: true,
+						MarkdownDescription: "How much of each request and response body is recorded, in bytes (the rest " +
+							"is cut and marked as such); `-1` records no bodies, only metadata and headers. Leave it out " +
+							"for the default of 64 KiB.",
+						Validators: []validator.Int64{notZeroRule("the default of 64 KiB")},
+					},
+					"on_disk_full": schema.StringAttribute{
+						Optional: true,
+						MarkdownDescription: "What happens while the recording disk is full: `refuse` (the default when " +
+							"unset) refuses new sessions, so nothing goes unrecorded; `continue` lets sessions go on " +
+							"unrecorded, with an alert and a metric.",
+						Validators: []validator.String{oneOfRule(model.OnDiskFullRefuse, model.OnDiskFullContinue)},
+					},
+				},
+			},
+			"masking": schema.ListNestedAttribute{
+				Optional: true,
+				MarkdownDescription: "Masking rules, applied in order to every response body before it reaches the " +
+					"planner and before it is recorded. Each rule sets exactly one of `json_path`, `regex` and " +
+					"`detector`. `http` connections only.",
+				Validators: []validator.List{listvalidator.SizeAtLeast(1)},
+				NestedObject: schema.NestedAttributeObject{
+					Attributes: map[string]schema.Attribute{
+						"json_path": schema.StringAttribute{
+							Optional: true,
+							MarkdownDescription: "Masks the JSON values this path selects: `$` followed by `.name`, " +
+								"`..name` (any depth), `.*`, `[*]`, `[N]` or `['name']` steps, e.g. `$.data[*].password` " +
+								"or `$..token`.",
+							Validators: []validator.String{checkRule("a JSONPath such as $.data[*].password", model.CheckJSONPath)},
+						},
+						"regex": schema.StringAttribute{
+							Optional:            true,
+							MarkdownDescription: "Masks every match of this RE2 regular expression anywhere in the body, e.g. `sk_live_[0-9a-zA-Z]{24}`.",
+							Validators:          []validator.String{regexRule()},
+						},
+						"detector": schema.StringAttribute{
+							Optional: true,
+							MarkdownDescription: "Masks what a built-in detector finds: " + codeList(model.MaskingDetectors) +
+								" (payment cards are checked with Luhn, IBANs with their checksum).",
+							Validators: []validator.String{oneOfRule(model.MaskingDetectors...)},
+						},
+						"replacement": schema.StringAttribute{
+							Optional: true,
+							MarkdownDescription: "What replaces a masked value: `redact` (`***`, the default when unset), " +
+								"`partial` (keeps the last 4 characters) or `hash` (a keyed hash, the same for the same " +
+								"value, so values can still be correlated).",
+							Validators: []validator.String{oneOfRule(model.ReplaceRedact, model.ReplacePartial, model.ReplaceHash)},
+						},
+					},
+				},
+			},
+			"guardrails": guardrailsAttribute("Guardrails: requests that match one of these rules are denied before " +
+				"they reach the executor (HTTP 403 naming the rule, e.g. `connection.guardrails.deny_path_patterns[0]`), " +
+				"whoever the caller. Identity bindings can add guardrails of their own; both apply. Not for `tcp` " +
+				"connections; on `grpc` connections only `deny_path_patterns`, `deny_query_patterns` and " +
+				"`allowed_content_types` apply."),
 			"ready": schema.BoolAttribute{
 				Computed:            true,
 				MarkdownDescription: "Whether the appliance routes the connection's current configuration.",
@@ -212,7 +299,7 @@ func (r *connectionResource) Configure(_ context.Context, req resource.Configure
 // spec builds the connection spec from a model without secrets; ok is false
 // when a value it needs is unknown. Unknown references are replaced by a
 // placeholder.
-func (m *connectionModel) spec() (model.ConnectionSpec, bool) {
+func (m *connectionModel) spec(ctx context.Context) (model.ConnectionSpec, bool) {
 	s := model.ConnectionSpec{
 		GatewayID:   refID(m.GatewayID),
 		Protocol:    m.Protocol.ValueString(),
@@ -232,7 +319,73 @@ func (m *connectionModel) spec() (model.ConnectionSpec, bool) {
 		}
 		ok = ok && known(t.Connect, t.ResponseHeader, t.Idle)
 	}
-	return s, ok
+	if r := m.Recording; r != nil {
+		s.Recording = &model.RecordingSpec{
+			Enabled:      r.Enabled.ValueBool(),
+			MaxBodyBytes: r.MaxBodyBytes.ValueInt64(),
+			OnDiskFull:   r.OnDiskFull.ValueString(),
+		}
+		ok = ok && known(r.Enabled, r.MaxBodyBytes, r.OnDiskFull)
+	}
+	for _, r := range m.Masking {
+		s.Masking = append(s.Masking, model.MaskingRule{
+			JSONPath:    r.JSONPath.ValueString(),
+			Regex:       r.Regex.ValueString(),
+			Detector:    r.Detector.ValueString(),
+			Replacement: r.Replacement.ValueString(),
+		})
+		ok = ok && known(r.JSONPath, r.Regex, r.Detector, r.Replacement)
+	}
+	g, gok := m.Guardrails.spec(ctx)
+	s.Guardrails = g
+	return s, ok && gok
+}
+
+// codeList renders values as a Markdown list of code spans.
+func codeList(vals []string) string {
+	out := ""
+	for i, v := range vals {
+		switch {
+		case i == 0:
+		case i == len(vals)-1:
+			out += " or "
+		default:
+			out += ", "
+		}
+		out += "`" + v + "`"
+	}
+	return out
+}
+
+// checkProtocol reports, at plan time, the enforcement settings the
+// appliance refuses for the connection's protocol (it would store them,
+// then fail to make the connection live).
+func (m *connectionModel) checkProtocol(diags *diag.Diagnostics) {
+	if m.Protocol.IsNull() || m.Protocol.IsUnknown() {
+		return
+	}
+	protocol := m.Protocol.ValueString()
+	if len(m.Masking) > 0 && protocol != model.ProtocolHTTP {
+		diags.AddAttributeError(path.Root("masking"), summaryInvalid, fmt.Sprintf(
+			"masking applies to http connections only (gRPC messages are protobuf, tcp is a byte stream): remove it from this %s connection", protocol))
+	}
+	g := m.Guardrails
+	switch {
+	case g == nil:
+	case protocol == model.ProtocolTCP:
+		diags.AddAttributeError(path.Root("guardrails"), summaryInvalid,
+			"guardrails do not apply to a tcp connection (a byte stream has no requests): remove them")
+	case protocol == model.ProtocolGRPC:
+		for name, v := range map[string]attr.Value{
+			"deny_body_patterns": g.DenyBodyPatterns, "max_request_body_bytes": g.MaxRequestBodyBytes,
+			"allowed_jsonrpc_methods": g.AllowedJSONRPCMethods, "allowed_mcp_tools": g.AllowedMCPTools,
+		} {
+			if !v.IsNull() {
+				diags.AddAttributeError(path.Root("guardrails").AtName(name), summaryInvalid,
+					"a grpc connection streams request bodies: only deny_path_patterns, deny_query_patterns and allowed_content_types apply")
+			}
+		}
+	}
 }
 
 // ValidateConfig checks the configuration with the appliance's own rules
@@ -246,7 +399,9 @@ func (r *connectionResource) ValidateConfig(ctx context.Context, req resource.Va
 		resp.Diagnostics.AddAttributeError(path.Root("timeouts"), summaryInvalid,
 			"set at least one of connect, response_header or idle, or leave timeouts out for the defaults")
 	}
-	spec, ok := m.spec()
+	checkEmptyGuardrails(m.Guardrails, &resp.Diagnostics)
+	m.checkProtocol(&resp.Diagnostics)
+	spec, ok := m.spec(ctx)
 	headers, hok := mapStrings(ctx, m.InjectHeadersWO)
 	if !ok || !hok {
 		return
@@ -377,7 +532,7 @@ func (r *connectionResource) Create(ctx context.Context, req resource.CreateRequ
 	}
 	timeout, diags := plan.OperationTimeouts.Create(ctx, defaultCreateTimeout)
 	resp.Diagnostics.Append(diags...)
-	spec, _ := plan.spec()
+	spec, _ := plan.spec(ctx)
 	spec.InjectHeaders = headersToSend(&config, nil, nil, &resp.Diagnostics)
 	if resp.Diagnostics.HasError() {
 		return
@@ -440,7 +595,7 @@ func (r *connectionResource) Update(ctx context.Context, req resource.UpdateRequ
 		resp.Diagnostics.AddError("Failed to read connection", err.Error())
 		return
 	}
-	spec, _ := plan.spec()
+	spec, _ := plan.spec(ctx)
 	spec.InjectHeaders = headersToSend(&config, &state, current, &resp.Diagnostics)
 	if resp.Diagnostics.HasError() {
 		return
@@ -532,6 +687,9 @@ func connectionFromAPI(o *model.Connection, prior *connectionModel) *connectionM
 		InjectHeadersWOVersion: prior.InjectHeadersWOVersion,
 		InjectHeaderNames:      injectHeaderNames(s.InjectHeaders),
 		Timeouts:               upstreamTimeoutsFromAPI(s.Timeouts),
+		Recording:              recordingFromAPI(s.Recording),
+		Masking:                maskingFromAPI(s.Masking),
+		Guardrails:             guardrailsFromAPI(s.Guardrails),
 		Ready:                  types.BoolValue(o.Status.Ready && o.Status.ObservedGeneration >= o.Generation),
 		CreatedAt:              rfc3339(o.CreatedAt),
 		OperationTimeouts:      prior.OperationTimeouts,
@@ -560,6 +718,35 @@ func upstreamTimeoutsFromAPI(t *model.ConnectionTimeouts) *upstreamTimeoutsModel
 		ResponseHeader: optString(t.ResponseHeader),
 		Idle:           optString(t.Idle),
 	}
+}
+
+// recordingFromAPI converts a connection's recording.
+func recordingFromAPI(r *model.RecordingSpec) *recordingModel {
+	if r == nil {
+		return nil
+	}
+	return &recordingModel{
+		Enabled:      types.BoolValue(r.Enabled),
+		MaxBodyBytes: optInt64(r.MaxBodyBytes),
+		OnDiskFull:   optString(r.OnDiskFull),
+	}
+}
+
+// maskingFromAPI converts a connection's masking rules, in order.
+func maskingFromAPI(rules []model.MaskingRule) []maskingRuleModel {
+	if len(rules) == 0 {
+		return nil
+	}
+	out := make([]maskingRuleModel, len(rules))
+	for i, r := range rules {
+		out[i] = maskingRuleModel{
+			JSONPath:    optString(r.JSONPath),
+			Regex:       optString(r.Regex),
+			Detector:    optString(r.Detector),
+			Replacement: optString(r.Replacement),
+		}
+	}
+	return out
 }
 
 // upstreamTimeoutsAttrTypes is the object type of a connection's timeouts,

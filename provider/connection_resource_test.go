@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"regexp"
 	"testing"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
+	"github.com/sallyport/terraform-provider-sallyport/appliance/client"
 	"github.com/sallyport/terraform-provider-sallyport/appliance/model"
 )
 
@@ -298,6 +300,18 @@ inject_headers_wo = var.headers`, `"Host" is managed by the gateway`, headers("H
 hostname = "a.example.test"
 upstream_url = "https://executor.internal"
 timeouts = {}`, `set at least one of connect`, headers()),
+		plan(`protocol = "http"
+hostname = "a.example.test"
+upstream_url = "https://executor.internal"
+masking = [{ json_path = "$.a" }, { regex = "sk_(live" }]`, `(?s)not a valid regular expression.*missing closing \).*sk_\(live`, headers()),
+		plan(`protocol = "http"
+hostname = "a.example.test"
+upstream_url = "https://executor.internal"
+masking = [{ detector = "ssn" }]`, `(?s)must be one of "payment_card".*\(got "ssn"\)`, headers()),
+		plan(`protocol = "grpc"
+hostname = "a.example.test"
+upstream_url = "https://executor.internal"
+masking = [{ detector = "jwt" }]`, `(?s)masking = \[.*masking applies to http connections only`, headers()),
 	})
 }
 
@@ -357,6 +371,52 @@ func TestConnectionValidateConfig(t *testing.T) {
 			want: map[string]string{"timeouts": "set at least one"}},
 		{name: "empty headers", cfg: base(map[string]any{"inject_headers_wo": map[string]any{}}),
 			want: map[string]string{"inject_headers_wo": "at least 1"}},
+		{name: "enforcement", cfg: base(map[string]any{
+			"recording": map[string]any{"enabled": true, "max_body_bytes": -1, "on_disk_full": "refuse"},
+			"masking": []any{map[string]any{"json_path": "$..token"}, map[string]any{"regex": "sk_[a-z]+", "replacement": "hash"},
+				map[string]any{"detector": "iban", "replacement": "partial"}},
+			"guardrails": map[string]any{"deny_path_patterns": []any{"^/admin/"}, "max_request_body_bytes": 1024,
+				"allowed_content_types": []any{"application/json"}, "allowed_mcp_tools": []any{"search_*"}},
+		})},
+		{name: "masking rule value known at apply", cfg: base(map[string]any{"masking": []any{map[string]any{"regex": unknown{}}}})},
+		{name: "bad masking regex, reported once", cfg: base(map[string]any{"masking": []any{map[string]any{"json_path": "$.a"}, map[string]any{"regex": "a(b"}}}),
+			want: map[string]string{"masking[1].regex": "not a valid regular expression"}},
+		{name: "unknown detector, reported once", cfg: base(map[string]any{"masking": []any{map[string]any{"detector": "ssn"}}}),
+			want: map[string]string{"masking[0].detector": `must be one of "payment_card"`}},
+		{name: "bad JSONPath", cfg: base(map[string]any{"masking": []any{map[string]any{"json_path": "data.password"}}}),
+			want: map[string]string{"masking[0].json_path": "not a supported JSONPath"}},
+		{name: "two selectors", cfg: base(map[string]any{"masking": []any{map[string]any{"json_path": "$.a", "detector": "jwt"}}}),
+			want: map[string]string{"masking[0]": "set exactly one of json_path, regex and detector"}},
+		{name: "bad replacement", cfg: base(map[string]any{"masking": []any{map[string]any{"detector": "jwt", "replacement": "drop"}}}),
+			want: map[string]string{"masking[0].replacement": "must be one of"}},
+		{name: "empty masking", cfg: base(map[string]any{"masking": []any{}}),
+			want: map[string]string{"masking": "at least 1"}},
+		{name: "masking on grpc", cfg: base(map[string]any{"protocol": "grpc", "masking": []any{map[string]any{"detector": "jwt"}}}),
+			want: map[string]string{"masking": "http connections only"}},
+		{name: "masking on tcp", cfg: base(map[string]any{"protocol": "tcp", "upstream_url": "tls://db.internal:5432", "masking": []any{map[string]any{"detector": "jwt"}}}),
+			want: map[string]string{"masking": "http connections only"}},
+		{name: "recording body size 0", cfg: base(map[string]any{"recording": map[string]any{"enabled": true, "max_body_bytes": 0}}),
+			want: map[string]string{"recording.max_body_bytes": "leave it out for the default"}},
+		{name: "recording body size below -1", cfg: base(map[string]any{"recording": map[string]any{"enabled": true, "max_body_bytes": -2}}),
+			want: map[string]string{"recording.max_body_bytes": "must be -1 (no bodies)"}},
+		{name: "bad disk-full policy", cfg: base(map[string]any{"recording": map[string]any{"enabled": true, "on_disk_full": "drop"}}),
+			want: map[string]string{"recording.on_disk_full": `must be one of "refuse", "continue"`}},
+		{name: "recording without enabled", cfg: base(map[string]any{"recording": map[string]any{"on_disk_full": "refuse"}}),
+			want: map[string]string{"recording.enabled": "Missing"}},
+		{name: "empty guardrails", cfg: base(map[string]any{"guardrails": map[string]any{}}),
+			want: map[string]string{"guardrails": "set at least one guardrail"}},
+		{name: "bad deny pattern, reported once", cfg: base(map[string]any{"guardrails": map[string]any{"deny_query_patterns": []any{"ok", "(("}}}),
+			want: map[string]string{"guardrails.deny_query_patterns[1]": "not a valid regular expression"}},
+		{name: "bad content type", cfg: base(map[string]any{"guardrails": map[string]any{"allowed_content_types": []any{"application/json; charset=utf-8"}}}),
+			want: map[string]string{"guardrails.allowed_content_types[0]": "must be a media type"}},
+		{name: "negative body cap", cfg: base(map[string]any{"guardrails": map[string]any{"max_request_body_bytes": -1}}),
+			want: map[string]string{"guardrails.max_request_body_bytes": "must not be negative"}},
+		{name: "guardrails on tcp", cfg: base(map[string]any{"protocol": "tcp", "upstream_url": "tls://db.internal:5432",
+			"guardrails": map[string]any{"deny_path_patterns": []any{"^/admin"}}}),
+			want: map[string]string{"guardrails": "do not apply to a tcp connection"}},
+		{name: "body guardrails on grpc", cfg: base(map[string]any{"protocol": "grpc",
+			"guardrails": map[string]any{"deny_path_patterns": []any{"^/admin"}, "deny_body_patterns": []any{"x"}, "allowed_mcp_tools": []any{"x"}}}),
+			want: map[string]string{"guardrails.deny_body_patterns": "streams request bodies", "guardrails.allowed_mcp_tools": "streams request bodies"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			diags := validateResource(t, "sallyport_connection", tc.cfg)
@@ -368,4 +428,166 @@ func TestConnectionValidateConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+// connectionSpecIs checks, through the client, that the appliance holds the
+// recording, masking and guardrails the configuration asked for: proof that
+// the provider sent them, and did not drop or reorder anything.
+func (e *accEnv) connectionSpecIs(address string, rec *model.RecordingSpec, masking []model.MaskingRule, g *model.Guardrails) resource.TestCheckFunc {
+	return func(s *terraform.State) error {
+		cid, err := id(s, address)
+		if err != nil {
+			return err
+		}
+		o, err := e.client.Connections().Get(context.Background(), cid)
+		if err != nil {
+			return err
+		}
+		if !reflect.DeepEqual(o.Spec.Recording, rec) {
+			return fmt.Errorf("the appliance holds recording %+v, want %+v", o.Spec.Recording, rec)
+		}
+		if !reflect.DeepEqual(o.Spec.Masking, masking) {
+			return fmt.Errorf("the appliance holds masking %+v, want %+v", o.Spec.Masking, masking)
+		}
+		if !reflect.DeepEqual(o.Spec.Guardrails, g) {
+			return fmt.Errorf("the appliance holds guardrails %+v, want %+v", o.Spec.Guardrails, g)
+		}
+		if !o.Status.Ready {
+			return fmt.Errorf("the connection is not ready: %s", o.Status.Message)
+		}
+		return nil
+	}
+}
+
+func TestAccConnection_enforcement(t *testing.T) {
+	e := newAccEnv(t)
+	base := connectionBase(e, t)
+	const addr = "sallyport_connection.jobs"
+	conn := func(body string) string {
+		return e.config("%s", base+`
+resource "sallyport_connection" "jobs" {
+  name         = "jobs"
+  gateway_id   = sallyport_gateway.a.id
+  protocol     = "http"
+  hostname     = "jobs.a.example.test"
+  upstream_url = "https://executor.internal:8443"
+`+body+"\n}\n")
+	}
+	e.test([]resource.TestStep{
+		{
+			// The rules are deliberately out of any sorted order: the
+			// appliance keeps their order, and so must the state.
+			Config: conn(`
+  recording = {
+    enabled        = true
+    max_body_bytes = 4096
+    on_disk_full   = "continue"
+  }
+  masking = [
+    { json_path = "$..token" },
+    { regex = "sk_live_[0-9a-zA-Z]{24}", replacement = "partial" },
+    { detector = "payment_card", replacement = "hash" },
+  ]
+  guardrails = {
+    deny_path_patterns      = ["^/admin/", "/delete$"]
+    deny_query_patterns     = ["(^|&)force=true"]
+    deny_body_patterns      = ["DROP\\s+TABLE"]
+    max_request_body_bytes  = 1048576
+    allowed_content_types   = ["application/json", "application/x-ndjson"]
+    allowed_jsonrpc_methods = ["tools/*", "initialize"]
+    allowed_mcp_tools       = ["search_*", "get_job"]
+  }
+`),
+			ConfigVariables: headers(),
+			ConfigStateChecks: []statecheck.StateCheck{
+				statecheck.ExpectKnownValue(addr, tfjsonpath.New("masking").AtSliceIndex(1).AtMapKey("regex"), knownvalue.StringExact("sk_live_[0-9a-zA-Z]{24}")),
+				statecheck.ExpectKnownValue(addr, tfjsonpath.New("masking").AtSliceIndex(0).AtMapKey("replacement"), knownvalue.Null()),
+				statecheck.ExpectKnownValue(addr, tfjsonpath.New("guardrails").AtMapKey("deny_path_patterns"),
+					knownvalue.ListExact([]knownvalue.Check{knownvalue.StringExact("^/admin/"), knownvalue.StringExact("/delete$")})),
+			},
+			Check: e.connectionSpecIs(addr,
+				&model.RecordingSpec{Enabled: true, MaxBodyBytes: 4096, OnDiskFull: "continue"},
+				[]model.MaskingRule{
+					{JSONPath: "$..token"},
+					{Regex: "sk_live_[0-9a-zA-Z]{24}", Replacement: "partial"},
+					{Detector: "payment_card", Replacement: "hash"},
+				},
+				&model.Guardrails{
+					DenyPathPatterns: []string{"^/admin/", "/delete$"}, DenyQueryPatterns: []string{"(^|&)force=true"},
+					DenyBodyPatterns: []string{`DROP\s+TABLE`}, MaxRequestBodyBytes: 1 << 20,
+					AllowedContentTypes:   []string{"application/json", "application/x-ndjson"},
+					AllowedJSONRPCMethods: []string{"tools/*", "initialize"}, AllowedMCPTools: []string{"search_*", "get_job"},
+				}),
+		},
+		{ResourceName: addr, ImportState: true, ImportStateVerify: true, ConfigVariables: headers()},
+		{
+			// In place: a rule changes, another moves, recording goes,
+			// guardrails shrink.
+			Config: conn(`
+  masking = [
+    { detector = "payment_card", replacement = "hash" },
+    { json_path = "$.data[*].password" },
+  ]
+  guardrails = {
+    deny_path_patterns = ["/delete$", "^/admin/"]
+    allowed_mcp_tools  = ["get_job"]
+  }
+`),
+			ConfigVariables: headers(),
+			ConfigPlanChecks: resource.ConfigPlanChecks{
+				PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction(addr, plancheck.ResourceActionUpdate)},
+			},
+			ConfigStateChecks: []statecheck.StateCheck{
+				statecheck.ExpectKnownValue(addr, tfjsonpath.New("recording"), knownvalue.Null()),
+			},
+			Check: e.connectionSpecIs(addr, nil,
+				[]model.MaskingRule{{Detector: "payment_card", Replacement: "hash"}, {JSONPath: "$.data[*].password"}},
+				&model.Guardrails{DenyPathPatterns: []string{"/delete$", "^/admin/"}, AllowedMCPTools: []string{"get_job"}}),
+		},
+		{ResourceName: addr, ImportState: true, ImportStateVerify: true, ConfigVariables: headers()},
+		{
+			// Recording that keeps no bodies, and nothing else.
+			Config: conn(`
+  recording = {
+    enabled        = true
+    max_body_bytes = -1
+  }
+`),
+			ConfigVariables: headers(),
+			ConfigStateChecks: []statecheck.StateCheck{
+				statecheck.ExpectKnownValue(addr, tfjsonpath.New("masking"), knownvalue.Null()),
+				statecheck.ExpectKnownValue(addr, tfjsonpath.New("guardrails"), knownvalue.Null()),
+			},
+			Check: e.connectionSpecIs(addr, &model.RecordingSpec{Enabled: true, MaxBodyBytes: -1}, nil, nil),
+		},
+		{
+			// Settings made through the API behind Terraform's back show up
+			// as drift, not silently wiped or ignored.
+			Config:          conn(""),
+			ConfigVariables: headers(),
+			Check: func(s *terraform.State) error {
+				cid, err := id(s, addr)
+				if err != nil {
+					return err
+				}
+				ctx := context.Background()
+				o, err := e.client.Connections().Get(ctx, cid)
+				if err != nil {
+					return err
+				}
+				o.Spec.Masking = []model.MaskingRule{{Detector: "jwt"}}
+				_, err = e.client.Connections().Replace(ctx, o.ID, o.Name, o.Spec, client.WriteOptions{IfMatch: o.Generation})
+				return err
+			},
+			ExpectNonEmptyPlan: true,
+		},
+		{
+			Config:          conn(""),
+			ConfigVariables: headers(),
+			ConfigPlanChecks: resource.ConfigPlanChecks{
+				PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction(addr, plancheck.ResourceActionUpdate)},
+			},
+			Check: e.connectionSpecIs(addr, nil, nil, nil),
+		},
+	})
 }

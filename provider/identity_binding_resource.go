@@ -51,6 +51,7 @@ type identityBindingModel struct {
 	AllowedMethods     types.Set         `tfsdk:"allowed_methods"`
 	AllowedPaths       types.Set         `tfsdk:"allowed_paths"`
 	AllowedGRPCMethods types.Set         `tfsdk:"allowed_grpc_methods"`
+	Guardrails         *guardrailsModel  `tfsdk:"guardrails"`
 	ExpiresAt          instantValue      `tfsdk:"expires_at"`
 	CreatedAt          timetypes.RFC3339 `tfsdk:"created_at"`
 	Timeouts           timeouts.Value    `tfsdk:"timeouts"`
@@ -139,6 +140,11 @@ func (r *identityBindingResource) Schema(ctx context.Context, _ resource.SchemaR
 				"e.g. `[\"/jobs/*\"]`; each starts with `/`."),
 			"allowed_grpc_methods": setOf("The gRPC full method names allowed (all when unset), e.g. "+
 				"`[\"/jobs.v1.Jobs/*\"]`.", grpcMethodRule()),
+			"guardrails": guardrailsAttribute("Guardrails for the callers this binding admits: their requests that " +
+				"match one of these rules are denied before they reach the executor (HTTP 403 naming the rule, e.g. " +
+				"`binding.guardrails.allowed_mcp_tools`). They apply on top of the connection's own `guardrails`. Not for " +
+				"bindings of `tcp` connections; for `grpc` connections only `deny_path_patterns`, `deny_query_patterns` " +
+				"and `allowed_content_types` apply (otherwise the binding admits nobody until fixed)."),
 			"expires_at": schema.StringAttribute{
 				CustomType: instantType{},
 				Optional:   true,
@@ -193,7 +199,9 @@ func (m *identityBindingModel) spec(ctx context.Context) (model.IdentityBindingS
 	s.AllowedMethods, ok2 = setStrings(ctx, m.AllowedMethods)
 	s.AllowedPaths, ok3 = setStrings(ctx, m.AllowedPaths)
 	s.AllowedGRPCMethods, ok4 = setStrings(ctx, m.AllowedGRPCMethods)
-	return s, ok && ok1 && ok2 && ok3 && ok4
+	var ok5 bool
+	s.Guardrails, ok5 = m.Guardrails.spec(ctx)
+	return s, ok && ok1 && ok2 && ok3 && ok4 && ok5
 }
 
 // ValidateConfig checks the configuration with the appliance's own rules
@@ -204,6 +212,7 @@ func (r *identityBindingResource) ValidateConfig(ctx context.Context, req resour
 	if req.Config.Get(ctx, &m).HasError() {
 		return
 	}
+	checkEmptyGuardrails(m.Guardrails, &resp.Diagnostics)
 	spec, ok := m.spec(ctx)
 	if !ok {
 		return
@@ -370,6 +379,7 @@ func identityBindingFromAPI(o *model.IdentityBinding, to timeouts.Value) *identi
 		AllowedMethods:     stringSet(s.AllowedMethods),
 		AllowedPaths:       stringSet(s.AllowedPaths),
 		AllowedGRPCMethods: stringSet(s.AllowedGRPCMethods),
+		Guardrails:         guardrailsFromAPI(s.Guardrails),
 		ExpiresAt:          instantNull(),
 		CreatedAt:          rfc3339(o.CreatedAt),
 		Timeouts:           to,

@@ -3,8 +3,10 @@ package provider
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
@@ -225,9 +227,112 @@ func TestIdentityBindingValidateConfig(t *testing.T) {
 			want: map[string]string{"expires_at": "is not an RFC 3339 time"}},
 		{name: "empty allow-list", cfg: base(map[string]any{"allowed_methods": []any{}}),
 			want: map[string]string{"allowed_methods": "at least 1"}},
+		{name: "guardrails", cfg: base(map[string]any{"guardrails": map[string]any{"deny_path_patterns": []any{"^/admin/"},
+			"allowed_jsonrpc_methods": []any{"tools/*"}, "allowed_mcp_tools": []any{"get_*"}}})},
+		{name: "empty guardrails", cfg: base(map[string]any{"guardrails": map[string]any{}}),
+			want: map[string]string{"guardrails": "set at least one guardrail"}},
+		{name: "bad body pattern, reported once", cfg: base(map[string]any{"guardrails": map[string]any{"deny_body_patterns": []any{"[a-"}}}),
+			want: map[string]string{"guardrails.deny_body_patterns[0]": "not a valid regular expression"}},
+		{name: "empty tool glob", cfg: base(map[string]any{"guardrails": map[string]any{"allowed_mcp_tools": []any{"ok", ""}}}),
+			want: map[string]string{"guardrails.allowed_mcp_tools[1]": "must not be empty"}},
+		{name: "body cap 0", cfg: base(map[string]any{"guardrails": map[string]any{"max_request_body_bytes": 0}}),
+			want: map[string]string{"guardrails.max_request_body_bytes": "leave it out for no cap"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			wantErrors(t, validateResource(t, "sallyport_identity_binding", tc.cfg), tc.want)
 		})
 	}
+}
+
+func TestAccIdentityBinding_guardrails(t *testing.T) {
+	e := newAccEnv(t)
+	base := bindingBase(t)
+	const addr = "sallyport_identity_binding.agent"
+	binding := func(body string) string {
+		if !strings.Contains(body, "connection_id") {
+			body = "  connection_id = sallyport_connection.jobs.id\n" + body
+		}
+		return e.config("%s", base+`
+resource "sallyport_identity_binding" "agent" {
+  name          = "agent"
+  issuer        = "https://token.actions.githubusercontent.com"
+  subject       = "repo:acme/agent:*"
+`+body+"\n}\n")
+	}
+	// holds checks, through the client, the guardrails the appliance holds
+	// and that it enforces the binding.
+	holds := func(want *model.Guardrails) resource.TestCheckFunc {
+		return func(s *terraform.State) error {
+			bid, err := id(s, addr)
+			if err != nil {
+				return err
+			}
+			o, err := e.client.IdentityBindings().Get(context.Background(), bid)
+			if err != nil {
+				return err
+			}
+			if !reflect.DeepEqual(o.Spec.Guardrails, want) {
+				return fmt.Errorf("the appliance holds guardrails %+v, want %+v", o.Spec.Guardrails, want)
+			}
+			if !o.Status.Ready {
+				return fmt.Errorf("the binding is not ready: %s", o.Status.Message)
+			}
+			return nil
+		}
+	}
+	e.test([]resource.TestStep{
+		{
+			Config: binding(`
+  guardrails = {
+    deny_path_patterns      = ["^/jobs/.*/delete$", "^/jobs/admin"]
+    deny_body_patterns      = ["\"force\"\\s*:\\s*true"]
+    max_request_body_bytes  = 65536
+    allowed_content_types   = ["application/json"]
+    allowed_jsonrpc_methods = ["tools/list", "tools/call"]
+    allowed_mcp_tools       = ["list_*", "get_job"]
+  }
+`),
+			ConfigStateChecks: []statecheck.StateCheck{
+				statecheck.ExpectKnownValue(addr, tfjsonpath.New("guardrails").AtMapKey("allowed_mcp_tools"),
+					knownvalue.ListExact([]knownvalue.Check{knownvalue.StringExact("list_*"), knownvalue.StringExact("get_job")})),
+			},
+			Check: holds(&model.Guardrails{
+				DenyPathPatterns: []string{"^/jobs/.*/delete$", "^/jobs/admin"}, DenyBodyPatterns: []string{`"force"\s*:\s*true`},
+				MaxRequestBodyBytes: 65536, AllowedContentTypes: []string{"application/json"},
+				AllowedJSONRPCMethods: []string{"tools/list", "tools/call"}, AllowedMCPTools: []string{"list_*", "get_job"},
+			}),
+		},
+		{ResourceName: addr, ImportState: true, ImportStateVerify: true},
+		{
+			// In place: rules change and reorder, others go.
+			Config: binding(`
+  guardrails = {
+    deny_path_patterns = ["^/jobs/admin", "^/jobs/.*/cancel$"]
+    allowed_mcp_tools  = ["get_job"]
+  }
+`),
+			ConfigPlanChecks: resource.ConfigPlanChecks{
+				PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction(addr, plancheck.ResourceActionUpdate)},
+			},
+			Check: holds(&model.Guardrails{DenyPathPatterns: []string{"^/jobs/admin", "^/jobs/.*/cancel$"}, AllowedMCPTools: []string{"get_job"}}),
+		},
+		{ResourceName: addr, ImportState: true, ImportStateVerify: true},
+		{
+			// On a grpc connection, path guardrails apply.
+			Config: binding(`
+  connection_id = sallyport_connection.rpc.id
+  guardrails = {
+    deny_path_patterns = ["/Delete$"]
+  }
+`),
+			Check: holds(&model.Guardrails{DenyPathPatterns: []string{"/Delete$"}}),
+		},
+		{
+			Config: binding(""),
+			ConfigStateChecks: []statecheck.StateCheck{
+				statecheck.ExpectKnownValue(addr, tfjsonpath.New("guardrails"), knownvalue.Null()),
+			},
+			Check: holds(nil),
+		},
+	})
 }
