@@ -2,7 +2,6 @@ package recording
 
 import (
 	"context"
-	"sync"
 
 	"github.com/sallyport/terraform-provider-sallyport/appliance/store"
 )
@@ -10,67 +9,16 @@ import (
 // The store is the anchor store the daemon passes.
 var _ AnchorStore = (*store.Store)(nil)
 
-// anchorBatcher commits the anchors of sessions that end together in one
-// store transaction: whoever finds no commit running commits everything
-// queued, and sessions ending meanwhile queue for the next round, so
-// concurrent sessions share a commit and its fsync instead of lining up
-// behind the store's single writer.
+// anchorBatcher writes the anchors of a commit's sessions in one store
+// transaction (see committer).
 type anchorBatcher struct {
 	store AnchorStore
-
-	mu      sync.Mutex
-	queue   []*anchorReq
-	running bool
 }
 
 type anchorReq struct {
 	a    Anchor
 	err  error
 	done chan struct{}
-}
-
-// put anchors a and returns once it is committed (or failed).
-func (b *anchorBatcher) put(ctx context.Context, a Anchor) error {
-	req := &anchorReq{a: a, done: make(chan struct{})}
-	b.mu.Lock()
-	b.queue = append(b.queue, req)
-	if !b.running {
-		b.running = true
-		batch := b.takeLocked()
-		b.mu.Unlock()
-		b.commit(batch) // includes req
-		b.next()
-	} else {
-		b.mu.Unlock()
-	}
-	select {
-	case <-req.done:
-		return req.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (b *anchorBatcher) takeLocked() []*anchorReq {
-	batch := b.queue
-	b.queue = nil
-	return batch
-}
-
-// next hands what queued during a commit to a new round, in the
-// background so that the caller that ran the last one is not held up.
-func (b *anchorBatcher) next() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if len(b.queue) == 0 {
-		b.running = false
-		return
-	}
-	batch := b.takeLocked()
-	go func() {
-		b.commit(batch)
-		b.next()
-	}()
 }
 
 func (b *anchorBatcher) commit(batch []*anchorReq) {

@@ -27,10 +27,37 @@
 // file, manifest included.
 //
 // Records are written as a stream: one record in memory at a time, each
-// flushed to the kernel as it is written (so a full disk is noticed on that
-// record), the file fsynced (and its directory) when the session ends, then
-// the anchor committed (sessions ending together share one store commit).
-// A crash leaves a file without a manifest: Verify calls it incomplete.
+// flushed to the kernel (the page cache) as it is written, so a full disk
+// is noticed on that record; no record is fsynced on its own.
+//
+// # Group commit and the crash window
+//
+// Closing a session writes its signed manifest and queues the session.
+// One background committer, every 50 ms (at once when it was idle) or
+// every 256 queued sessions, makes the queue durable: it starts the
+// writeback of all the queued files, fsyncs each, fsyncs each directory
+// they are in once (and the parent of a day directory created since the
+// last commit), then writes all their anchors in one store transaction.
+// Session.Close returns once its commit is done; nothing on a request's
+// path waits for a disk sync. A crash therefore loses at most the
+// sessions closed within the last commit interval (plus the commit in
+// progress): their files are incomplete (no manifest reached the disk) or
+// unanchored (the anchor commit did not), which is what Verify reports;
+// a session is never anchored before its file and directory entry are
+// durable.
+//
+// At most 1024 sessions may wait for their commit. Beyond that,
+// StartSession waits up to 2 s for room, then applies the connection's
+// policy: under "refuse" the session fails with ErrRecordingFailed (503);
+// under "continue" it runs unrecorded, logged at ERROR and counted in
+// sallyport_recording_unrecorded_sessions_total{reason="backlog"}.
+//
+// The free-space check at StartSession calls statfs at most about once a
+// second while there is room: in between, the bytes recorded since the
+// last measurement are subtracted from it, and a session seeing less than
+// MinFreeBytes (or any ENOSPC) measures again, so the refuse policy still
+// applies to a disk that fills up. The day directory is created once per
+// day (again if retention removed it), not per session.
 //
 // # What is never recorded
 //
@@ -69,10 +96,11 @@
 //	resp body (after masking) := sess.CaptureBody(maskedBody)
 //	sess.HTTPResponse(recording.HTTPResponse{Status: ..., Header: ..., Body: c.Bytes(), BodySize: c.Size(), Latency: ..., Duration: ...})
 //
-// Close blocks for two fsyncs and a store commit (a few milliseconds on
-// disk): call it once the response is complete (after the handler has
-// written everything, or from the goroutine that finishes the exchange),
-// not while the planner waits for the last chunk.
+// Close blocks until the group commit that includes the session (up to
+// the 50 ms interval plus the commit): call it once the response is
+// complete, from a goroutine that the client does not wait for (the
+// gateway closes sessions in the background), not while the planner
+// waits for the last chunk.
 //
 // For tcp, call TCPChunk(ToExecutor, b) and TCPChunk(ToPlanner, b) from the
 // two copy loops (they may run concurrently) and CloseWithReason when the

@@ -116,6 +116,18 @@ type Recorder struct {
 	metrics *metrics
 	archive *Archive
 	anchors *anchorBatcher
+	commits *committer
+
+	// written counts the bytes written to recordings, for the free-space
+	// estimate between two statfs calls.
+	written atomic.Int64
+	freeMu  sync.Mutex
+	freeAt  time.Time // when free was measured (zero: measure again)
+	free    uint64
+	freeW   int64 // written when free was measured
+
+	dayMu sync.Mutex
+	day   string // the day directory known to exist
 
 	mu     sync.Mutex
 	active map[string]*Session
@@ -174,6 +186,7 @@ func New(opts Options) (*Recorder, error) {
 		archive: OpenArchive(opts.Dir), anchors: &anchorBatcher{store: opts.Anchors}, active: map[string]*Session{},
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), loopDone: make(chan struct{}),
 	}
+	r.commits = newCommitter(r)
 	if opts.MaxAge > 0 || opts.MaxBytes > 0 {
 		go r.pruneLoop()
 	} else {
@@ -191,9 +204,9 @@ func (r *Recorder) PublicKeyPEM() []byte { return PublicKeyPEM(r.pub) }
 // Archive reads the recordings this recorder writes.
 func (r *Recorder) Archive() *Archive { return r.archive }
 
-// Close stops background pruning and ends the sessions still open (their
-// manifests say "recorder_closed"). Sessions started afterwards fail with
-// ErrClosed.
+// Close stops background pruning, ends the sessions still open (their
+// manifests say "recorder_closed") and commits every closed session.
+// Sessions started afterwards fail with ErrClosed.
 func (r *Recorder) Close() error {
 	var errs []error
 	r.closeOnce.Do(func() {
@@ -209,6 +222,7 @@ func (r *Recorder) Close() error {
 				errs = append(errs, err)
 			}
 		}
+		r.commits.close()
 		close(r.stop)
 		<-r.loopDone
 	})
@@ -275,14 +289,14 @@ func (r *Recorder) StartSession(ctx context.Context, info SessionInfo, policy mo
 	if closed {
 		return nil, ErrClosed
 	}
-	if r.opts.MinFreeBytes > 0 {
-		free, err := r.opts.FreeSpace(r.root)
-		if err != nil {
-			// A failed check is not a full disk: real writes will tell.
-			r.log.Warn("could not check the recording disk's free space", "error", err)
-		} else if free < uint64(r.opts.MinFreeBytes) {
-			return r.unrecorded(info, refuse, fmt.Errorf("%w: %d bytes free, below the %d required to start a session", ErrDiskFull, free, r.opts.MinFreeBytes))
+	if err := r.checkFree(); err != nil {
+		return r.unrecorded(info, refuse, err)
+	}
+	if err := r.commits.admit(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil, err
 		}
+		return r.unrecorded(info, refuse, err)
 	}
 	now := r.now()
 	id, err := newSessionID(now)
@@ -320,12 +334,78 @@ func (r *Recorder) StartSession(ctx context.Context, info SessionInfo, policy mo
 	return s, nil
 }
 
+// freeCacheTTL is how long a free-space measurement is trusted, less the
+// bytes recorded since: a disk filling up is noticed within that time or
+// as soon as the estimate drops below MinFreeBytes, whichever comes
+// first (and a write that fails with ENOSPC fails its session anyway).
+const freeCacheTTL = time.Second
+
+// checkFree returns an error wrapping ErrDiskFull when the recording disk
+// has less than MinFreeBytes free. It calls statfs at most about once per
+// freeCacheTTL while there is room.
+func (r *Recorder) checkFree() error {
+	if r.opts.MinFreeBytes <= 0 {
+		return nil
+	}
+	r.freeMu.Lock()
+	defer r.freeMu.Unlock()
+	now := time.Now()
+	if !r.freeAt.IsZero() && now.Sub(r.freeAt) < freeCacheTTL {
+		if est := int64(r.free) - (r.written.Load() - r.freeW); est >= r.opts.MinFreeBytes { //nolint:gosec // free space fits in an int64
+			return nil
+		}
+	}
+	r.freeAt = time.Time{}
+	w := r.written.Load()
+	free, err := r.opts.FreeSpace(r.root)
+	if err != nil {
+		// A failed check is not a full disk: real writes will tell.
+		r.log.Warn("could not check the recording disk's free space", "error", err)
+		return nil
+	}
+	if free < uint64(r.opts.MinFreeBytes) {
+		return fmt.Errorf("%w: %d bytes free, below the %d required to start a session", ErrDiskFull, free, r.opts.MinFreeBytes)
+	}
+	r.freeAt, r.free, r.freeW = now, free, w
+	return nil
+}
+
+// forgetFree makes the next session measure the free space again.
+func (r *Recorder) forgetFree() {
+	r.freeMu.Lock()
+	r.freeAt = time.Time{}
+	r.freeMu.Unlock()
+}
+
+// dayDir makes sure the directory of a day's recordings exists, creating
+// it only when the day changes (or fresh is set: it went missing).
+func (r *Recorder) dayDir(day string, fresh bool) error {
+	r.dayMu.Lock()
+	defer r.dayMu.Unlock()
+	if r.day == day && !fresh {
+		return nil
+	}
+	dir := filepath.Join(r.root, day)
+	if _, err := os.Stat(dir); err != nil {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("creating %s: %w", dir, err)
+		}
+		r.commits.dirCreated(dir)
+	}
+	r.day = day
+	return nil
+}
+
 // unrecorded applies the disk-full policy to a session that cannot be
 // recorded.
 func (r *Recorder) unrecorded(info SessionInfo, refuse bool, err error) (*Session, error) {
 	reason := "error"
-	if errors.Is(err, ErrDiskFull) || isDiskFull(err) {
+	switch {
+	case errors.Is(err, ErrDiskFull) || isDiskFull(err):
 		reason = "disk_full"
+		r.forgetFree()
+	case errors.Is(err, errBacklog):
+		reason = "backlog"
 	}
 	attrs := []any{"reason", reason, "connection_id", info.ConnectionID, "connection", info.ConnectionName,
 		"gateway_id", info.GatewayID, "request_id", info.RequestID, "error", err}
@@ -335,7 +415,7 @@ func (r *Recorder) unrecorded(info SessionInfo, refuse bool, err error) (*Sessio
 		if reason == "disk_full" && !errors.Is(err, ErrDiskFull) {
 			return nil, fmt.Errorf("%w: %w", ErrDiskFull, err)
 		}
-		if reason == "error" {
+		if reason != "disk_full" {
 			return nil, fmt.Errorf("%w: %w", ErrRecordingFailed, err)
 		}
 		return nil, err
@@ -368,10 +448,18 @@ func (r *Recorder) isActive(id string) bool {
 
 // open creates the file and writes the header and session_start.
 func (s *Session) open(now time.Time) error {
-	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
-		return fmt.Errorf("creating %s: %w", filepath.Dir(s.path), err)
+	day := now.Format(time.DateOnly)
+	if err := s.r.dayDir(day, false); err != nil {
+		return err
 	}
 	f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrNotExist) {
+		// Retention removed the day's directory when it emptied.
+		if err := s.r.dayDir(day, true); err != nil {
+			return err
+		}
+		f, err = os.OpenFile(s.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	}
 	if err != nil {
 		return fmt.Errorf("creating the recording: %w", err)
 	}
@@ -453,7 +541,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		unrecorded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sallyport_recording_unrecorded_sessions_total",
-			Help: "Sessions (or their remainder) that ran unrecorded under on_disk_full=continue, by reason (disk_full, error).",
+			Help: "Sessions (or their remainder) that ran unrecorded under on_disk_full=continue, by reason (disk_full, error, backlog).",
 		}, []string{"reason"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sallyport_recording_refused_sessions_total",
@@ -476,7 +564,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Recordings deleted by retention.",
 		}),
 	}
-	for _, reason := range []string{"disk_full", "error"} {
+	for _, reason := range []string{"disk_full", "error", "backlog"} {
 		m.unrecorded.WithLabelValues(reason)
 		m.refused.WithLabelValues(reason)
 	}

@@ -3,7 +3,6 @@ package recording
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/json"
@@ -11,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -253,6 +251,7 @@ func (s *Session) writeRecord(typ string, payload any, t time.Time) error {
 	s.prev = sha256.Sum256(frame)
 	s.seq++
 	s.size += int64(len(frame))
+	s.r.written.Add(int64(len(frame)))
 	s.r.metrics.bytes.Add(float64(len(frame)))
 	return nil
 }
@@ -281,6 +280,9 @@ func (s *Session) failLocked(err error) error {
 		err = fmt.Errorf("%w: %w", ErrRecordingFailed, err)
 	}
 	s.failed = err
+	if reason == "disk_full" {
+		s.r.forgetFree()
+	}
 	attrs := []any{"session_id", s.id, "reason", reason, "connection_id", s.info.ConnectionID, "file", s.path, "error", err}
 	if s.refuse {
 		s.r.metrics.refused.WithLabelValues(reason).Inc()
@@ -292,10 +294,12 @@ func (s *Session) failLocked(err error) error {
 	return nil
 }
 
-// Close ends the session: it writes the signed manifest, syncs the file
-// and anchors the session in the store. It blocks for the fsync and the
-// store commit, so call it once the response is on its way. Closing twice
-// is a no-op.
+// Close ends the session: it writes the signed manifest and queues the
+// session for the next group commit, which fsyncs the file and its
+// directory and anchors the session in the store (see the package doc).
+// It returns once that commit is done (within about 50 ms plus the
+// commit's own time), so call it once the response is on its way, or
+// from a goroutine. Closing twice is a no-op.
 func (s *Session) Close() error { return s.CloseWithReason("closed") }
 
 // CloseWithReason is Close with the reason the manifest gives ("closed",
@@ -305,8 +309,8 @@ func (s *Session) CloseWithReason(reason string) error {
 		return nil
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return nil
 	}
 	// Flush what tcp scrubbing held back, in a stable order.
@@ -321,24 +325,32 @@ func (s *Session) CloseWithReason(reason string) error {
 	for _, d := range dirs {
 		err = errors.Join(err, s.tcpLocked(d, nil, 0, true))
 	}
+	var req *commitReq
 	if err == nil {
-		err = s.finishLocked(reason)
+		req, err = s.finishLocked(reason)
 	}
 	s.closed = true
-	if s.f != nil {
+	if req == nil && s.f != nil {
 		s.f.Close()
 	}
-	s.r.sessionEnded(s, s.size)
+	s.f = nil // the committer owns it now
+	size := s.size
+	s.mu.Unlock()
+	if req != nil {
+		s.r.commits.enqueue(req)
+		err = s.awaitCommit(req)
+	}
+	s.r.sessionEnded(s, size)
 	if err != nil && !s.refuse {
 		return nil // already logged and counted under "continue"
 	}
 	return err
 }
 
-// finishLocked writes the manifest, syncs and anchors.
-func (s *Session) finishLocked(reason string) error {
+// finishLocked writes the manifest and returns the session's commit.
+func (s *Session) finishLocked(reason string) (*commitReq, error) {
 	if s.failed != nil {
-		return s.failed
+		return nil, s.failed
 	}
 	now := s.r.now()
 	m := Manifest{
@@ -350,32 +362,34 @@ func (s *Session) finishLocked(reason string) error {
 	}
 	mj, err := json.Marshal(m)
 	if err != nil {
-		return fmt.Errorf("encoding the manifest: %w", err)
+		return nil, fmt.Errorf("encoding the manifest: %w", err)
 	}
 	sig := ed25519.Sign(s.r.key, signingMessage(mj))
 	if err := s.appendLocked(TypeSessionEnd, SessionEnd{Manifest: mj, Signature: sig}, now); err != nil {
-		return err
+		return nil, err
 	}
 	if s.failed != nil { // under "continue" appendLocked swallowed it
-		return s.failed
-	}
-	if err := s.f.Sync(); err != nil {
-		return s.failLocked(fmt.Errorf("syncing %s: %w", s.path, err))
-	}
-	// The directory entry must be durable before the store says the
-	// session exists: an anchor without its file reads as a deletion.
-	if err := syncDir(filepath.Dir(s.path)); err != nil {
-		return s.failLocked(err)
+		return nil, s.failed
 	}
 	a := Anchor{
 		SessionID: s.id, File: s.rel, Records: s.seq, Bytes: s.size, FinalHash: hexHash(s.prev),
 		KeyFingerprint: s.r.fp, StartedAt: s.started, EndedAt: now, ConnectionID: s.info.ConnectionID,
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), anchorTimeout)
-	defer cancel()
-	if err := s.r.anchors.put(ctx, a); err != nil {
-		s.r.log.Error("session recorded but NOT anchored: verify will report it unanchored", "session_id", s.id, "error", err)
-		return fmt.Errorf("%w: anchoring session %s: %w", ErrRecordingFailed, s.id, err)
+	return &commitReq{f: s.f, path: s.path, anchor: a, done: make(chan struct{})}, nil
+}
+
+// awaitCommit waits for the commit that includes the session and applies
+// its policy to a failure.
+func (s *Session) awaitCommit(req *commitReq) error {
+	<-req.done
+	if req.syncErr != nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.failLocked(req.syncErr)
+	}
+	if req.anchorErr != nil {
+		s.r.log.Error("session recorded but NOT anchored: verify will report it unanchored", "session_id", s.id, "error", req.anchorErr)
+		return fmt.Errorf("%w: anchoring session %s: %w", ErrRecordingFailed, s.id, req.anchorErr)
 	}
 	s.r.metrics.recorded.Inc()
 	return nil
