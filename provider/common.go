@@ -706,3 +706,31 @@ func guardrailsFromAPI(g *model.Guardrails) *guardrailsModel {
 		AllowedMCPTools:       stringList(g.AllowedMCPTools),
 	}
 }
+
+// readObject reads an object for a resource's Read. It returns nil when
+// the object is gone, having removed the resource from state so the next
+// plan creates it again, or when reading failed (the error is in resp).
+func readObject[S any](ctx context.Context, col *client.Collection[S], id string, resp *resource.ReadResponse) *model.Object[S] {
+	o, err := col.Get(ctx, id)
+	if client.IsNotFound(err) {
+		resp.State.RemoveResource(ctx)
+		return nil
+	}
+	if err != nil {
+		resp.Diagnostics.AddError("Failed to read "+col.Kind().Title(), err.Error())
+		return nil
+	}
+	return o
+}
+
+// deleteObject deletes an object for a resource's Delete within its delete
+// timeout; an object already gone is not an error.
+func deleteObject[S any](ctx context.Context, col *client.Collection[S], id string, to timeouts.Value, diags *diag.Diagnostics) {
+	timeout, d := to.Delete(ctx, defaultDeleteTimeout)
+	diags.Append(d...)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := col.Delete(ctx, id, client.WriteOptions{}); err != nil && !client.IsNotFound(err) {
+		diags.AddError("Failed to delete "+col.Kind().Title(), err.Error())
+	}
+}

@@ -562,13 +562,8 @@ func (r *connectionResource) Read(ctx context.Context, req resource.ReadRequest,
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	o, err := r.client.Connections().Get(ctx, state.ID.ValueString())
-	if client.IsNotFound(err) {
-		resp.State.RemoveResource(ctx)
-		return
-	}
-	if err != nil {
-		resp.Diagnostics.AddError("Failed to read connection", err.Error())
+	o := readObject(ctx, r.client.Connections(), state.ID.ValueString(), resp)
+	if o == nil {
 		return
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, connectionFromAPI(o, &state))...)
@@ -624,13 +619,7 @@ func (r *connectionResource) Delete(ctx context.Context, req resource.DeleteRequ
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	timeout, diags := state.OperationTimeouts.Delete(ctx, defaultDeleteTimeout)
-	resp.Diagnostics.Append(diags...)
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	if err := r.client.Connections().Delete(ctx, state.ID.ValueString(), client.WriteOptions{}); err != nil && !client.IsNotFound(err) {
-		resp.Diagnostics.AddError("Failed to delete connection", err.Error())
-	}
+	deleteObject(ctx, r.client.Connections(), state.ID.ValueString(), state.OperationTimeouts, &resp.Diagnostics)
 }
 
 // ImportState imports a connection by id, or by name as

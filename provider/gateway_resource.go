@@ -305,13 +305,8 @@ func (r *gatewayResource) Read(ctx context.Context, req resource.ReadRequest, re
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	o, err := r.client.Gateways().Get(ctx, state.ID.ValueString())
-	if client.IsNotFound(err) {
-		resp.State.RemoveResource(ctx)
-		return
-	}
-	if err != nil {
-		resp.Diagnostics.AddError("Failed to read gateway", err.Error())
+	o := readObject(ctx, r.client.Gateways(), state.ID.ValueString(), resp)
+	if o == nil {
 		return
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, gatewayFromAPI(o, state.Timeouts))...)
@@ -360,13 +355,7 @@ func (r *gatewayResource) Delete(ctx context.Context, req resource.DeleteRequest
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	timeout, diags := state.Timeouts.Delete(ctx, defaultDeleteTimeout)
-	resp.Diagnostics.Append(diags...)
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	if err := r.client.Gateways().Delete(ctx, state.ID.ValueString(), client.WriteOptions{}); err != nil && !client.IsNotFound(err) {
-		resp.Diagnostics.AddError("Failed to delete gateway", err.Error())
-	}
+	deleteObject(ctx, r.client.Gateways(), state.ID.ValueString(), state.Timeouts, &resp.Diagnostics)
 }
 
 // ImportState imports a gateway by id or by name.

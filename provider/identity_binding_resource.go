@@ -261,13 +261,8 @@ func (r *identityBindingResource) Read(ctx context.Context, req resource.ReadReq
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	o, err := r.client.IdentityBindings().Get(ctx, state.ID.ValueString())
-	if client.IsNotFound(err) {
-		resp.State.RemoveResource(ctx)
-		return
-	}
-	if err != nil {
-		resp.Diagnostics.AddError("Failed to read identity binding", err.Error())
+	o := readObject(ctx, r.client.IdentityBindings(), state.ID.ValueString(), resp)
+	if o == nil {
 		return
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, identityBindingFromAPI(o, state.Timeouts))...)
@@ -315,13 +310,7 @@ func (r *identityBindingResource) Delete(ctx context.Context, req resource.Delet
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	timeout, diags := state.Timeouts.Delete(ctx, defaultDeleteTimeout)
-	resp.Diagnostics.Append(diags...)
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	if err := r.client.IdentityBindings().Delete(ctx, state.ID.ValueString(), client.WriteOptions{}); err != nil && !client.IsNotFound(err) {
-		resp.Diagnostics.AddError("Failed to delete identity binding", err.Error())
-	}
+	deleteObject(ctx, r.client.IdentityBindings(), state.ID.ValueString(), state.Timeouts, &resp.Diagnostics)
 }
 
 // ImportState imports a binding by id, or by name as

@@ -397,13 +397,8 @@ func (r *tlsSettingsResource) Read(ctx context.Context, req resource.ReadRequest
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	o, err := r.client.TLSSettings().Get(ctx, state.ID.ValueString())
-	if client.IsNotFound(err) {
-		resp.State.RemoveResource(ctx)
-		return
-	}
-	if err != nil {
-		resp.Diagnostics.AddError("Failed to read TLS settings", err.Error())
+	o := readObject(ctx, r.client.TLSSettings(), state.ID.ValueString(), resp)
+	if o == nil {
 		return
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, tlsSettingsFromAPI(o, &state))...)
@@ -458,13 +453,7 @@ func (r *tlsSettingsResource) Delete(ctx context.Context, req resource.DeleteReq
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	timeout, diags := state.Timeouts.Delete(ctx, defaultDeleteTimeout)
-	resp.Diagnostics.Append(diags...)
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	if err := r.client.TLSSettings().Delete(ctx, state.ID.ValueString(), client.WriteOptions{}); err != nil && !client.IsNotFound(err) {
-		resp.Diagnostics.AddError("Failed to delete TLS settings", err.Error())
-	}
+	deleteObject(ctx, r.client.TLSSettings(), state.ID.ValueString(), state.Timeouts, &resp.Diagnostics)
 }
 
 // ImportState imports TLS settings by id or by name.
