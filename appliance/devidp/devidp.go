@@ -34,12 +34,9 @@ import (
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"slices"
@@ -52,6 +49,8 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/sallyport/terraform-provider-sallyport/appliance/pki"
 )
 
 // Options configure a development IdP. Zero values select the defaults.
@@ -359,71 +358,30 @@ func newSigningKey(alg jose.SignatureAlgorithm) (*signingKey, error) {
 }
 
 // GenerateTLS creates an in-memory CA (ECDSA P-256) and a server
-// certificate it signs for hosts (IP addresses or DNS names), valid for a
-// year. It returns the certificate ready for tls.Config (leaf then CA) and
-// the CA in PEM form, what clients need to trust it.
+// certificate it signs for hosts (IP addresses or DNS names). It returns
+// the certificate ready for tls.Config (leaf then CA) and the CA in PEM
+// form, what clients need to trust it.
 func GenerateTLS(hosts ...string) (*tls.Certificate, []byte, error) {
 	if len(hosts) == 0 {
 		return nil, nil, errors.New("devidp: GenerateTLS needs at least one host")
 	}
-	now := time.Now()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := pki.NewEphemeralCA("devidp")
 	if err != nil {
-		return nil, nil, fmt.Errorf("devidp: CA key: %w", err)
+		return nil, nil, fmt.Errorf("devidp: %w", err)
 	}
-	caTmpl := &x509.Certificate{
-		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "Sallyport development IdP CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(365 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
-	if err != nil {
-		return nil, nil, fmt.Errorf("devidp: CA certificate: %w", err)
-	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return nil, nil, fmt.Errorf("devidp: CA certificate: %w", err)
-	}
-
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, fmt.Errorf("devidp: server key: %w", err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: hosts[0]},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(365 * 24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
+	req := pki.IssueRequest{CommonName: hosts[0], Usage: pki.UsageServer}
 	for _, h := range hosts {
 		if ip := net.ParseIP(strings.Trim(h, "[]")); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+			req.IPs = append(req.IPs, ip)
 		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
+			req.DNSNames = append(req.DNSNames, h)
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, key.Public(), caKey)
+	_, _, cert, err := ca.Issue(req)
 	if err != nil {
 		return nil, nil, fmt.Errorf("devidp: server certificate: %w", err)
 	}
-	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
-	return &tls.Certificate{Certificate: [][]byte{der, caDER}, PrivateKey: key}, caPEM, nil
-}
-
-func serial() *big.Int {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		// crypto/rand does not fail on supported platforms.
-		panic(fmt.Sprintf("devidp: serial number: %v", err))
-	}
-	return n
+	return cert, ca.CertPEM(), nil
 }
 
 // certPool returns a pool of caPEM's certificates, or nil (the system

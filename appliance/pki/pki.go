@@ -145,6 +145,13 @@ func LoadOrCreateCA(dir, name string) (*CA, error) {
 	return ca, nil
 }
 
+// NewEphemeralCA creates a CA that lives in memory only, for development
+// services and tests that need a trust root nobody keeps.
+func NewEphemeralCA(name string) (*CA, error) {
+	ca, _, err := newCA(name)
+	return ca, err
+}
+
 // newCA creates a self-signed CA in memory and returns it with its key PEM.
 func newCA(name string) (*CA, []byte, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
