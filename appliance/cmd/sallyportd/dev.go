@@ -54,10 +54,11 @@ removed on exit.`, stderr)
 	if err != nil {
 		return err
 	}
-	logger, err := newLogger(stderr, f.logLevel)
+	logger, logBuf, err := newLogger(stderr, f.logLevel)
 	if err != nil {
 		return err
 	}
+	defer logBuf.Close()
 	cfg := f.config(logger)
 	cfg.AdminToken = admintoken.Source{Token: token}
 	a, err := daemon.New(cfg)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sallyport/terraform-provider-sallyport/appliance/admintoken"
 	"github.com/sallyport/terraform-provider-sallyport/appliance/daemon"
+	"github.com/sallyport/terraform-provider-sallyport/appliance/logging"
 	"github.com/sallyport/terraform-provider-sallyport/appliance/systemd"
 )
 
@@ -59,13 +60,16 @@ func (f *serveFlags) config(logger *slog.Logger) daemon.Config {
 	}
 }
 
-// newLogger returns the JSON logger every command logs through.
-func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+// newLogger returns the JSON logger every command logs through, buffered
+// (see package logging), and the buffer, to Close before the command
+// returns.
+func newLogger(w io.Writer, level string) (*slog.Logger, *logging.Writer, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+		return nil, nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+	logger, buf := logging.New(w, l)
+	return logger, buf, nil
 }
 
 func serveCommand(args []string, stdout, stderr io.Writer) error {
@@ -80,10 +84,11 @@ logged. Logs are JSON lines on stderr.`, stderr)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	logger, err := newLogger(stderr, f.logLevel)
+	logger, logBuf, err := newLogger(stderr, f.logLevel)
 	if err != nil {
 		return err
 	}
+	defer logBuf.Close()
 	a, err := daemon.New(f.config(logger))
 	if err != nil {
 		return err
