@@ -19,6 +19,7 @@ import (
 	"github.com/sallyport/terraform-provider-sallyport/appliance/client"
 	"github.com/sallyport/terraform-provider-sallyport/appliance/daemon"
 	"github.com/sallyport/terraform-provider-sallyport/appliance/devidp"
+	"github.com/sallyport/terraform-provider-sallyport/appliance/logging"
 	"github.com/sallyport/terraform-provider-sallyport/appliance/model"
 )
 
@@ -103,12 +104,13 @@ func startSallyportInProcess(b *testing.B) *inProcess {
 	if err != nil {
 		b.Fatal(err)
 	}
-	// The gateway logs a line per request, as sallyportd does (to a file
-	// here, as with stderr redirected).
+	// The gateway logs a line per request, as sallyportd does (through
+	// the same buffered writer, to a file here, as with stderr redirected).
 	logFile, err := os.Create(filepath.Join(dir, "sallyportd.log"))
 	if err != nil {
 		b.Fatal(err)
 	}
+	logger, logBuf := logging.New(logFile, slog.LevelInfo)
 	adminToken, err := admintoken.Generate()
 	if err != nil {
 		b.Fatal(err)
@@ -116,7 +118,7 @@ func startSallyportInProcess(b *testing.B) *inProcess {
 	a, err := daemon.New(daemon.Config{
 		DataDir: filepath.Join(dir, "data"), AdminAddr: "127.0.0.1:0",
 		AdminToken: admintoken.Source{Token: adminToken},
-		Logger:     slog.New(slog.NewJSONHandler(logFile, nil)),
+		Logger:     logger,
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -151,6 +153,7 @@ func startSallyportInProcess(b *testing.B) *inProcess {
 		_ = a.Stop(context.Background())
 		_ = idp.Close()
 		stopExec()
+		_ = logBuf.Close()
 		_ = logFile.Close()
 	}}
 }
@@ -386,4 +389,60 @@ func BenchmarkAdminWrites(b *testing.B) {
 		})
 	}
 	wg.Wait()
+}
+
+// transferBenchmarks download and upload TransferSize bytes per operation
+// over one keep-alive HTTP/1.1 connection (the transfer rows); -benchtime
+// 10x is plenty.
+func transferBenchmarks(b *testing.B, t *Target) {
+	for _, upload := range []bool{false, true} {
+		b.Run(map[bool]string{false: "download", true: "upload"}[upload], func(b *testing.B) {
+			c := &h1Conn{t: t, cfg: t.tlsConfig([]string{"http/1.1"}, nil)}
+			defer c.close()
+			buf := make([]byte, 256<<10)
+			one := func() {
+				var err error
+				if upload {
+					_, err = c.roundTrip(b.Context(), t.request(http.MethodPut, PathUpload, TransferSize), &repeatReader{buf: buf, n: TransferSize})
+				} else {
+					var n int64
+					if n, err = c.roundTrip(b.Context(), t.request(http.MethodGet, PathDownload, -1), nil); err == nil && n != TransferSize {
+						err = fmt.Errorf("downloaded %d bytes, want %d", n, TransferSize)
+					}
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			labeled("load", one) // warm-up: connections, token verification
+			b.SetBytes(TransferSize)
+			b.ResetTimer()
+			labeled("load", func() {
+				for range b.N {
+					one()
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkTransfers is the transfer rows in-process: Sallyport plain, the
+// bare Go peer with HTTP/2 (its default) and with HTTP/1.1 towards the
+// executor.
+func BenchmarkTransfers(b *testing.B) {
+	b.Run("sallyport", func(b *testing.B) {
+		p := startSallyportInProcess(b)
+		defer p.close()
+		transferBenchmarks(b, p.target)
+	})
+	for _, v := range []struct {
+		name string
+		opts goProxyOptions
+	}{{"goproxy-up=h2", goProxyOptions{}}, {"goproxy-up=h1", goProxyOptions{upstreamH1: true}}} {
+		b.Run(v.name, func(b *testing.B) {
+			p := startGoProxyVariant(b, v.opts)
+			defer p.close()
+			transferBenchmarks(b, p.target)
+		})
+	}
 }

@@ -20,6 +20,12 @@
 // served by the same gateway (421 Misdirected Request otherwise), and the
 // Host plus the longest matching path prefix pick the connection.
 //
+// Towards the executor, an http connection's requests keep the planner's
+// protocol: HTTP/2 streams share one HTTP/2 connection (when the executor
+// offers HTTP/2; HTTP/1.1 otherwise), HTTP/1.1 requests and WebSocket
+// upgrades take keep-alive HTTP/1.1 connections from a pool. gRPC is HTTP/2
+// end to end.
+//
 // # Identity and policy
 //
 // A request's identity is its "Authorization: Bearer" token, verified by
@@ -74,16 +80,24 @@
 //
 // # Recording
 //
-// A connection whose Recording is enabled has each exchange (each HTTP or
-// gRPC request, each tcp connection, each WebSocket session) recorded by
-// Options.Recorder: the binding and guardrail decisions (denials too), the
+// A connection whose Recording is enabled has its traffic recorded by
+// Options.Recorder, one session per client connection, route and bearer
+// token (like an SSH session recording): the first recorded exchange on a
+// client connection opens the session, its later exchanges (HTTP/2
+// streams included, interleaved) append to it, each record naming its
+// exchange's request id. The session ends when the client connection
+// closes (or the listener or the server shuts down), when a new runtime
+// is applied (at the connection's next exchange), after 60 s or 10,000
+// exchanges, or after 5 s without an exchange (recsession.go). A tcp
+// connection and a WebSocket session are each a session of their own.
+// Recorded are the binding and guardrail decisions (denials too), the
 // request as forwarded (its body as read), the response as sent (after
 // masking), gRPC messages each way, tcp and WebSocket bytes each way. The
 // planner's bearer token and the injected headers are handed to the
 // recorder as secrets and redacted headers. A session that cannot be
 // recorded under an on_disk_full "refuse" policy is answered 503 (a tcp
 // connection is closed). Sessions are closed (signed, synced, anchored)
-// after their response went out; Server.Close waits for them.
+// in the background; Server.Close waits for them.
 //
 // # Request hygiene
 //
