@@ -113,9 +113,11 @@ func (h *sessAPI) record(conn string) string {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	ex := s.Exchange("req-" + conn)
 	for _, err := range []error{
-		s.HTTPRequest(recording.HTTPRequest{Method: "GET", Path: "/v1/things", Header: http.Header{"Authorization": {"Bearer planner"}}}),
-		s.HTTPResponse(recording.HTTPResponse{Status: 200, Body: []byte("ok"), BodySize: 2}),
+		ex.HTTPRequest(recording.HTTPRequest{Method: "GET", Path: "/v1/things", Header: http.Header{"Authorization": {"Bearer planner"}}}),
+		ex.HTTPResponse(recording.HTTPResponse{Status: 200, Body: []byte("ok"), BodySize: 2}),
+		ex.End(),
 		s.Close(),
 	} {
 		if err != nil {
@@ -181,6 +183,10 @@ func TestSessionsAPI(t *testing.T) {
 	h.getJSON("/v1/sessions/"+a+"/records?limit=2", 200, &page)
 	if len(page.Items) != 2 || page.Next == nil || *page.Next != 2 || page.Items[0].Type != recording.TypeSessionStart {
 		t.Fatalf("first page %+v", page)
+	}
+	// Records of an exchange name it, so that a client can group them.
+	if page.Items[0].RequestID != "" || page.Items[1].RequestID != "req-conn_a" {
+		t.Fatalf("request ids %q %q", page.Items[0].RequestID, page.Items[1].RequestID)
 	}
 	page.Next = nil
 	h.getJSON("/v1/sessions/"+a+"/records?from=2", 200, &page)

@@ -136,7 +136,8 @@ func (r *route) modifyResponse(resp *http.Response) error {
 		ex.respBody = ex.sess.CaptureBody(resp.Body)
 		resp.Body = ex.respBody
 	}
-	ex.respHeader = resp.Header.Clone()
+	// Not a copy: the proxy only reads resp.Header from here on.
+	ex.respHeader = resp.Header
 	return nil
 }
 
@@ -181,30 +182,6 @@ func (b *maskedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// startSession opens the recording of an exchange on a recorded route.
-// It answers 503 itself (and returns false) when the policy refuses an
-// unrecorded session.
-func (l *listener) startSession(ex *exchange, r *http.Request, rt *route, b *identity.Binding) bool {
-	s := l.s
-	info := recording.SessionInfo{
-		Protocol: rt.c.Protocol, Identity: recordedIdentity(ex.ident, b),
-		ConnectionID: rt.c.ID, ConnectionName: rt.c.Name, GatewayID: rt.gw.g.ID, GatewayName: rt.gw.g.Name,
-		RemoteAddr: r.RemoteAddr, RequestID: ex.id, RedactHeaders: rt.redactHeaders,
-		Secrets: sessionSecrets(rt, r.Header["Authorization"]),
-	}
-	sess, err := s.opts.Recorder.StartSession(r.Context(), info, *rt.recording)
-	if err != nil {
-		s.recordingFailed(ex, err)
-		return false
-	}
-	if sess != nil {
-		// Server.Close waits for the session to be closed (endSession).
-		s.closing.Add(1)
-	}
-	ex.sess = sess
-	return true
-}
-
 // recordingFailed answers 503 when the exchange cannot be recorded and
 // its policy refuses unrecorded sessions.
 func (s *Server) recordingFailed(ex *exchange, err error) {
@@ -244,15 +221,17 @@ func sessionSecrets(rt *route, auth []string) []string {
 	return secrets
 }
 
-// endSession records the request and the response of an exchange and
-// closes its session in the background: closing writes the manifest,
-// fsyncs and anchors, which the client need not wait for.
+// endSession records the request and the response of an exchange (one
+// write for all the exchange's records) and releases its session: the
+// session stays open for the connection's next exchange, or closes in
+// the background (manifest, fsync, anchor), which the client need not
+// wait for.
 func (s *Server) endSession(ex *exchange, r *http.Request, start time.Time) {
-	sess := ex.sess
+	sess, ls := ex.sess, ex.rec
 	if sess == nil {
 		return
 	}
-	ex.sess = nil
+	ex.sess, ex.rec = nil, nil
 	end := time.Now()
 	req := recording.HTTPRequest{
 		Method: r.Method, Scheme: "https", Host: r.Host, Path: ex.path, Query: r.URL.RawQuery,
@@ -261,12 +240,17 @@ func (s *Server) endSession(ex *exchange, r *http.Request, start time.Time) {
 	if req.Header == nil {
 		req.Header = r.Header
 	}
+	if ex.binding != nil && ex.binding.ID != ls.binding {
+		// Another binding than the session's first exchange's.
+		id := recordedIdentity(ex.ident, ex.binding)
+		req.Identity = &id
+	}
 	if ex.reqBody != nil {
 		req.Body, req.BodySize = ex.reqBody.Bytes(), ex.reqBody.Size()
 	}
 	resp := recording.HTTPResponse{Status: ex.status, Proto: r.Proto, Header: ex.respHeader, Duration: end.Sub(start)}
 	if resp.Header == nil {
-		resp.Header = ex.Header().Clone()
+		resp.Header = ex.Header()
 	}
 	if !ex.respAt.IsZero() {
 		resp.Latency = ex.respAt.Sub(start)
@@ -275,7 +259,8 @@ func (s *Server) endSession(ex *exchange, r *http.Request, start time.Time) {
 		resp.Trailer = ex.resp.Trailer
 	}
 	if ex.respBody != nil {
-		resp.Body, resp.BodySize = ex.respBody.Bytes(), ex.respBody.Size()
+		// The proxy is done with the response body.
+		resp.Body, resp.BodySize = ex.respBody.Kept(), ex.respBody.Size()
 	}
 	if ex.reason != reasonOK {
 		resp.Error = ex.reason
@@ -286,19 +271,17 @@ func (s *Server) endSession(ex *exchange, r *http.Request, start time.Time) {
 	}
 	_ = sess.HTTPRequest(req)
 	_ = sess.HTTPResponse(resp)
-	go func() {
-		defer s.closing.Done()
-		if err := sess.CloseWithReason(reason); err != nil {
-			s.log.Error("closing a session recording", "request_id", ex.id, "error", err)
-		}
-	}()
+	if err := sess.End(); err != nil {
+		s.log.Error("recording an exchange", "request_id", ex.id, "session_id", ls.sess.ID(), "error", err)
+	}
+	ls.done(reason)
 }
 
 // recordedConn records both directions of an upgraded (WebSocket)
 // connection as byte chunks.
 type recordedConn struct {
 	io.ReadWriteCloser
-	sess *recording.Session
+	sess *recording.Exchange
 	srv  *Server
 }
 
@@ -347,7 +330,7 @@ func (c *recordedConn) Write(p []byte) (int, error) {
 // length-prefixed message, its first max bytes kept.
 type grpcTap struct {
 	rc     io.ReadCloser
-	sess   *recording.Session
+	sess   *recording.Exchange
 	dir    recording.Direction
 	method string
 	max    int64

@@ -42,9 +42,10 @@ type exchange struct {
 	// masked is the masked response body; maskErr its failure mid-stream.
 	masked  *masking.Reader
 	maskErr error
-	// sess records the exchange (nil when not recorded), with what it
-	// needs at the end.
-	sess       *recording.Session
+	// sess records the exchange in its session rec (nil when not
+	// recorded), with what it needs at the end.
+	sess       *recording.Exchange
+	rec        *liveSession
 	reqBody    *recording.BodyCapture
 	respBody   *recording.BodyCapture
 	outHeader  http.Header

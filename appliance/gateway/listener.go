@@ -63,6 +63,10 @@ type connState struct {
 	// cert caches the client certificate's verification for one set of
 	// client CAs (HTTP/2 streams read it concurrently).
 	cert atomic.Pointer[certCheck]
+	// conn is the client connection; rec its recorded sessions
+	// (recsession.go).
+	conn net.Conn
+	rec  connRecs
 }
 
 // forwarded returns the Forwarded header value for host.
@@ -152,6 +156,7 @@ func (s *Server) listen(ctx context.Context, addr string) (*listener, error) {
 		ErrorLog:          s.errLog,
 		BaseContext:       func(net.Listener) context.Context { return l.ctx },
 		ConnContext:       l.connContext,
+		ConnState:         l.connStateChanged,
 		HTTP2: &http.HTTP2Config{
 			MaxConcurrentStreams: s.limits.MaxConcurrentStreams,
 		},
@@ -240,7 +245,7 @@ func (l *listener) handshake(c net.Conn) {
 	}
 	l.hsOK.Inc()
 	t := s.table.Load()
-	st := &connState{sni: canonicalHost(cs.ServerName), peer: cs.PeerCertificates, clientIP: remoteIP(c.RemoteAddr().String())}
+	st := &connState{sni: canonicalHost(cs.ServerName), peer: cs.PeerCertificates, clientIP: remoteIP(c.RemoteAddr().String()), conn: tc}
 	vh := st.vhost(t, l.addr)
 	if vh == nil {
 		// The gateway went away during the handshake.

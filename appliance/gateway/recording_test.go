@@ -135,40 +135,62 @@ func TestRecordingHTTPExchanges(t *testing.T) {
 		t.Fatalf("denied: %d", resp.StatusCode)
 	}
 	all := sessions(t, e, rec)
-	if len(all) != 2 {
+	// Both exchanges went over one client connection: one session, each
+	// exchange's records carrying its request id.
+	if len(all) != 1 {
 		t.Fatalf("%d sessions", len(all))
 	}
-	var allowed, denied []recording.Record
-	for _, recs := range all {
-		if strings.Contains(types(recs), "http_request") && payload[recording.HTTPRequest](t, recs[3]).Path == "/admin" {
-			denied = recs
-		} else {
-			allowed = recs
+	var recs []recording.Record
+	for _, r := range all {
+		recs = r
+	}
+	if got := types(recs); got != "session_start,decision,decision,http_request,http_response,decision,decision,http_request,http_response,session_end" {
+		t.Fatalf("session: %s", got)
+	}
+	byExchange := map[string][]recording.Record{}
+	var order []string
+	for _, r := range recs[1 : len(recs)-1] {
+		if r.RequestID == "" {
+			t.Fatalf("record %d (%s) has no request id", r.Index, r.Type)
 		}
+		if byExchange[r.RequestID] == nil {
+			order = append(order, r.RequestID)
+		}
+		byExchange[r.RequestID] = append(byExchange[r.RequestID], r)
 	}
-	if got := types(allowed); got != "session_start,decision,decision,http_request,http_response,session_end" {
-		t.Fatalf("allowed session: %s", got)
+	if len(order) != 2 || recs[0].RequestID != "" || recs[len(recs)-1].RequestID != "" {
+		t.Fatalf("exchanges %v", order)
 	}
-	start := payload[recording.SessionStart](t, allowed[0])
-	if start.Identity.ClientCertURI != plannerID || start.Identity.BindingID != c.Bindings[0].ID || start.ConnectionID != "c1" {
+	allowed, denied := byExchange[order[0]], byExchange[order[1]]
+	if resp.Header.Get("X-Request-Id") != order[0] {
+		t.Fatalf("request id %q, recorded %q", resp.Header.Get("X-Request-Id"), order[0])
+	}
+	if got := types(allowed); got != "decision,decision,http_request,http_response" {
+		t.Fatalf("allowed exchange: %s", got)
+	}
+	start := payload[recording.SessionStart](t, recs[0])
+	if start.Identity.ClientCertURI != plannerID || start.Identity.BindingID != c.Bindings[0].ID || start.ConnectionID != "c1" || start.RequestID != order[0] {
 		t.Fatalf("session start %+v", start)
 	}
-	if d := payload[recording.Decision](t, allowed[2]); d.Kind != "guardrail" || d.Outcome != "allow" {
+	if d := payload[recording.Decision](t, allowed[1]); d.Kind != "guardrail" || d.Outcome != "allow" {
 		t.Fatalf("guardrail decision %+v", d)
 	}
-	req := payload[recording.HTTPRequest](t, allowed[3])
-	if req.Method != "POST" || req.Path != "/jobs" || req.Query != "x=1" || string(req.Body) != `{"job":"build"}` {
+	req := payload[recording.HTTPRequest](t, allowed[2])
+	if req.Method != "POST" || req.Path != "/jobs" || req.Query != "x=1" || string(req.Body) != `{"job":"build"}` || req.Identity != nil {
 		t.Fatalf("request %+v", req)
 	}
 	if !strings.Contains(strings.Join(req.RedactedHeaders, ","), "X-Api-Key") {
 		t.Fatalf("the injected header was not redacted: %v", req.RedactedHeaders)
 	}
-	res := payload[recording.HTTPResponse](t, allowed[4])
+	res := payload[recording.HTTPResponse](t, allowed[3])
 	if res.Status != 200 || !strings.Contains(string(res.Body), `"password":"***"`) || strings.Contains(string(res.Body), "hunter2") {
 		t.Fatalf("response %d %q", res.Status, res.Body)
 	}
-	if d := payload[recording.Decision](t, denied[2]); d.Kind != "guardrail" || d.Outcome != "deny" || d.Rule != "connection.guardrails.deny_path_patterns[0]" || d.Status != 403 {
+	if d := payload[recording.Decision](t, denied[1]); d.Kind != "guardrail" || d.Outcome != "deny" || d.Rule != "connection.guardrails.deny_path_patterns[0]" || d.Status != 403 {
 		t.Fatalf("denial %+v (%s)", d, types(denied))
+	}
+	if p := payload[recording.HTTPRequest](t, denied[2]).Path; p != "/admin" {
+		t.Fatalf("denied request %q", p)
 	}
 	// The injected credential never reaches the files, in any form the
 	// executor echoed it.

@@ -127,9 +127,10 @@ type Server struct {
 	listeners map[string]*listener
 	pool      map[poolKey]*upstream
 	drains    sync.WaitGroup
-	// closing are recording sessions being closed (manifest, fsync,
-	// anchor) after their response went out.
+	// closing are recording sessions open or being closed (manifest,
+	// fsync, anchor); recs are the open ones by client connection.
 	closing sync.WaitGroup
+	recs    recSessions
 
 	sessMu   sync.Mutex
 	sessions map[*tcpSession]struct{}

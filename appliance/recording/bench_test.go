@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // BenchmarkHTTPSession records one session per iteration: session_start,
@@ -63,4 +64,34 @@ func BenchmarkHTTPSessionParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkExchange records one small exchange per iteration in a session
+// kept open (as the gateway does for a keep-alive connection): a
+// decision, the request, a 64-byte response, one write.
+func BenchmarkExchange(b *testing.B) {
+	f := newBenchFixture(b)
+	body := []byte(`{"id":12345,"name":"sallyport","ok":true,"tags":["a","b","c"]}` + "\n")
+	reqHdr := http.Header{
+		"User-Agent": {"sallyport-bench"}, "Accept": {"*/*"}, "X-Request-Id": {"5f2b9c4e0a1d-1abc"},
+		"Forwarded": {`for="127.0.0.1";host="api.bench.test";proto=https`}, "Authorization": {"Bearer executor-credential-1"},
+	}
+	respHdr := http.Header{"Content-Type": {"application/json"}, "Content-Length": {"64"}, "Date": {"Wed, 25 Nov 2026 22:00:00 GMT"}}
+	info := testInfo()
+	info.Secrets = []string{"eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJwbGFubmVyIn0.c2lnbmF0dXJl", "Bearer executor-credential-1"}
+	s, err := f.StartSession(context.Background(), info, testPolicy)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		ex := s.Exchange("5f2b9c4e0a1d-1abc")
+		_ = ex.Decision(Decision{Kind: "binding", Outcome: "allow", Rule: "binding-1"})
+		_ = ex.HTTPRequest(HTTPRequest{Method: "GET", Scheme: "https", Host: "api.bench.test", Path: "/recorded/json64", Proto: "HTTP/1.1", Header: reqHdr})
+		_ = ex.HTTPResponse(HTTPResponse{Status: 200, Proto: "HTTP/1.1", Header: respHdr, Body: body, BodySize: int64(len(body)), Latency: time.Millisecond, Duration: time.Millisecond})
+		if err := ex.End(); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -16,13 +16,33 @@ import (
 
 // Magic opens every recording file: a name, a NUL, the format version and
 // a newline (so `head -c8` on a file says what it is).
-const Magic = "SPREC\x00\x01\n"
+const Magic = "SPREC\x00\x02\n"
+
+// magicV1 opens the files of format version 1, where a session was one
+// exchange and records carried no request id. They are still read and
+// verified (the header's version must match the magic's).
+const magicV1 = "SPREC\x00\x01\n"
 
 // FormatName and FormatVersion are written in every file's header.
+// Version 2 adds the request id to the records of an exchange (a session
+// is then a client connection's traffic for one route and credential,
+// many exchanges).
 const (
 	FormatName    = "sallyport-recording"
-	FormatVersion = 1
+	FormatVersion = 2
 )
+
+// magicVersion is the format version a file's magic announces (0: not a
+// recording).
+func magicVersion(m []byte) int {
+	switch string(m) {
+	case Magic:
+		return FormatVersion
+	case magicV1:
+		return 1
+	}
+	return 0
+}
 
 // MaxFrameBytes bounds one record on disk. Readers refuse a larger length
 // prefix (a corrupt or hostile file cannot make them allocate more), and
@@ -77,11 +97,14 @@ type Header struct {
 
 // envelope is a record as written: the frame body is its JSON encoding.
 type envelope struct {
-	Seq     int64           `json:"seq"`
-	Time    time.Time       `json:"ts"`
-	Type    string          `json:"type"`
-	Prev    string          `json:"prev"`
-	Payload json.RawMessage `json:"payload"`
+	Seq  int64     `json:"seq"`
+	Time time.Time `json:"ts"`
+	Type string    `json:"type"`
+	// RequestID is the exchange the record belongs to (version 2; none
+	// for session_start, session_end and tcp sessions).
+	RequestID string          `json:"request_id,omitempty"`
+	Prev      string          `json:"prev"`
+	Payload   json.RawMessage `json:"payload"`
 }
 
 // Record is a record as read back, with where it sits and its own hash.
@@ -95,7 +118,11 @@ type Record struct {
 	Seq  int64     `json:"seq"`
 	Time time.Time `json:"ts"`
 	Type string    `json:"type"`
-	Prev string    `json:"prev"`
+	// RequestID is the exchange the record belongs to: the gateway's
+	// X-Request-Id of that request ("" for records of the session
+	// itself).
+	RequestID string `json:"request_id,omitempty"`
+	Prev      string `json:"prev"`
 	// Hash is the hex SHA-256 of this record's frame.
 	Hash string `json:"hash"`
 	// Payload is the type's payload (SessionStart, HTTPRequest, ...).
@@ -173,6 +200,9 @@ type HTTPRequest struct {
 	RedactedHeaders []string `json:"redacted_headers,omitempty"`
 	// Time is when the request arrived (the record's time when zero).
 	Time time.Time `json:"time"`
+	// Identity is who sent this request, when it differs from the
+	// session_start's identity (another binding admitted it).
+	Identity *Identity `json:"identity,omitempty"`
 }
 
 // HTTPResponse is a response to the planner, as sent (after masking).

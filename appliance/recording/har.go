@@ -52,6 +52,7 @@ type HAREntry struct {
 // HARExtra is the recorder's own facts about an entry.
 type HARExtra struct {
 	SessionID       string     `json:"session_id"`
+	RequestID       string     `json:"request_id,omitempty"`
 	RequestRedacted []string   `json:"request_redacted_headers,omitempty"`
 	RespRedacted    []string   `json:"response_redacted_headers,omitempty"`
 	RequestTrunc    bool       `json:"request_body_truncated,omitempty"`
@@ -131,9 +132,15 @@ func ExportHAR(path, creatorVersion string) (*HAR, error) {
 	h := r.Header()
 	har := &HAR{Log: HARLog{Version: "1.2", Creator: HARCreator{Name: "sallyportd", Version: creatorVersion}, Entries: []*HAREntry{},
 		Comment: "Sallyport session " + h.SessionID}}
+	// Records of version 2 name their exchange (request id): HTTP/2
+	// streams of one connection interleave, and an exchange's decisions
+	// come before its request. Records without one (version 1) pair in
+	// order.
 	var open []*HAREntry // requests waiting for their response
 	var last *HAREntry
 	var decisions []Decision
+	byRID := map[string]*HAREntry{}
+	pending := map[string][]Decision{} // decisions of exchanges whose request is not recorded yet
 	for {
 		rec, err := r.Next()
 		if errors.Is(err, io.EOF) {
@@ -142,6 +149,7 @@ func ExportHAR(path, creatorVersion string) (*HAR, error) {
 		if err != nil {
 			return nil, err
 		}
+		rid := rec.RequestID
 		switch rec.Type {
 		case TypeHTTPRequest:
 			var p HTTPRequest
@@ -149,28 +157,44 @@ func ExportHAR(path, creatorVersion string) (*HAR, error) {
 				return nil, fmt.Errorf("record %d: %w", rec.Index, err)
 			}
 			e := harRequest(h.SessionID, p, rec.Time)
-			e.Sallyport.Decisions, decisions = decisions, nil
 			har.Log.Entries = append(har.Log.Entries, e)
 			open = append(open, e)
+			if rid != "" {
+				e.Sallyport.RequestID = rid
+				e.Sallyport.Decisions = append(e.Sallyport.Decisions, pending[rid]...)
+				delete(pending, rid)
+				byRID[rid] = e
+				continue
+			}
+			e.Sallyport.Decisions, decisions = decisions, nil
 			last = e
 		case TypeHTTPResponse:
 			var p HTTPResponse
 			if err := json.Unmarshal(rec.Payload, &p); err != nil {
 				return nil, fmt.Errorf("record %d: %w", rec.Index, err)
 			}
-			if len(open) == 0 {
+			e := open0(open)
+			if rid != "" {
+				e = byRID[rid]
+			}
+			if e == nil {
 				continue // a response without its request: nothing to pair it with
 			}
-			harResponse(open[0], p)
-			open = open[1:]
+			harResponse(e, p)
+			open = slices.DeleteFunc(open, func(o *HAREntry) bool { return o == e })
 		case TypeDecision:
 			var d Decision
 			if err := json.Unmarshal(rec.Payload, &d); err != nil {
 				return nil, fmt.Errorf("record %d: %w", rec.Index, err)
 			}
-			if last != nil {
+			switch {
+			case rid != "" && byRID[rid] != nil:
+				byRID[rid].Sallyport.Decisions = append(byRID[rid].Sallyport.Decisions, d)
+			case rid != "":
+				pending[rid] = append(pending[rid], d)
+			case last != nil:
 				last.Sallyport.Decisions = append(last.Sallyport.Decisions, d)
-			} else {
+			default:
 				decisions = append(decisions, d) // decided before the request was recorded
 			}
 		}
@@ -182,6 +206,13 @@ func ExportHAR(path, creatorVersion string) (*HAR, error) {
 		e.Comment = "no response was recorded"
 	}
 	return har, nil
+}
+
+func open0(open []*HAREntry) *HAREntry {
+	if len(open) == 0 {
+		return nil
+	}
+	return open[0]
 }
 
 func harRequest(sessionID string, p HTTPRequest, recTime time.Time) *HAREntry {

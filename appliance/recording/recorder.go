@@ -32,6 +32,11 @@ const Dir = "recordings"
 const (
 	DefaultMinFreeBytes  = 64 << 20
 	DefaultPruneInterval = 10 * time.Minute
+	// DefaultFlushDelay bounds how long an ended exchange's records stay
+	// in the process before they reach the kernel: a write(2) costs
+	// about as much as recording a small exchange, so the exchanges of
+	// a busy connection share them.
+	DefaultFlushDelay = 20 * time.Millisecond
 	// anchorTimeout bounds the store write that ends a session.
 	anchorTimeout = 30 * time.Second
 )
@@ -100,6 +105,11 @@ type Options struct {
 	// FreeSpace returns the bytes available in a directory (statfs when
 	// nil).
 	FreeSpace func(dir string) (uint64, error)
+	// FlushDelay is how long the records of an ended exchange may wait in
+	// their session's buffer for those of the session's next exchanges,
+	// to share one write(2) (DefaultFlushDelay when 0; < 0 writes at the
+	// end of every exchange).
+	FlushDelay time.Duration
 
 	// afterPrune, set by tests, observes each background pruning run.
 	afterPrune func(*PruneResult, error)
@@ -161,6 +171,9 @@ func New(opts Options) (*Recorder, error) {
 	}
 	if opts.MinFreeBytes == 0 {
 		opts.MinFreeBytes = DefaultMinFreeBytes
+	}
+	if opts.FlushDelay == 0 {
+		opts.FlushDelay = DefaultFlushDelay
 	}
 	if opts.PruneInterval <= 0 {
 		opts.PruneInterval = DefaultPruneInterval
@@ -241,7 +254,8 @@ type SessionInfo struct {
 	GatewayID      string
 	GatewayName    string
 	RemoteAddr     string
-	// RequestID is the gateway's X-Request-Id, for correlation with logs.
+	// RequestID is the gateway's X-Request-Id of the exchange that opened
+	// the session, for correlation with logs.
 	RequestID string
 	// RedactHeaders names headers removed from every recorded request and
 	// response, beyond FixedRedactHeaders: the connection's injected
@@ -254,8 +268,9 @@ type SessionInfo struct {
 	Secrets []string
 }
 
-// StartSession opens the recording of one session (one HTTP or gRPC
-// request, or one tcp connection) under the connection's policy.
+// StartSession opens the recording of one session (a client connection's
+// exchanges for one route and credential, a tcp connection, a WebSocket
+// session) under the connection's policy.
 //
 // It returns (nil, nil) when policy.Enabled is false, when r is nil, and
 // when the session cannot be recorded but policy.OnDiskFull is
@@ -478,7 +493,12 @@ func (s *Session) open(now time.Time) error {
 	}
 	s.size = int64(len(head))
 	// Not appendLocked: StartSession applies the policy to a failed start.
-	if err := s.writeRecord(TypeSessionStart, s.info, now); err != nil {
+	p, err := s.encode(TypeSessionStart, s.info)
+	if err != nil {
+		s.abandon()
+		return err
+	}
+	if err := s.writeRecord(TypeSessionStart, "", p, now, true); err != nil {
 		s.abandon()
 		return err
 	}

@@ -40,9 +40,20 @@ const minEncodedLen = 8
 
 // scrubber removes secret values, in every encoding a recording could
 // carry them in, from everything recorded.
+//
+// Every form is at least minSecretLen (4) bytes long, so an occurrence
+// starting at i covers the two bytes at the even offset j (i or i+1) and
+// j+1: the form's bytes 0-1 or 1-2. A search reads the input two bytes at
+// a time at even offsets, tests them against a 64 Ki-bit set of those
+// pairs, and only where one is set compares the forms that start at j-1
+// or j (indexed by their first four bytes). The cost of a search is about
+// one bit test per two input bytes, whatever the number of secrets and
+// forms.
 type scrubber struct {
 	variants [][]byte // longest first
 	maxLen   int
+	pairs    []uint64           // bit p is set for bytes 0-1 and 1-2 (little-endian) of every form
+	byPrefix map[uint32][]int32 // first four bytes -> forms (longest first)
 }
 
 func newScrubber(secrets []string) *scrubber {
@@ -69,8 +80,80 @@ func newScrubber(secrets []string) *scrubber {
 	sc := &scrubber{variants: vs}
 	if len(vs) > 0 {
 		sc.maxLen = len(vs[0])
+		sc.pairs = make([]uint64, 1<<16/64)
+		sc.byPrefix = make(map[uint32][]int32, len(vs))
+		for i, v := range vs {
+			for _, k := range []int{0, 1} {
+				pr := uint32(v[k]) | uint32(v[k+1])<<8
+				sc.pairs[pr>>6] |= 1 << (pr & 63)
+			}
+			p := prefix4(v, 0)
+			sc.byPrefix[p] = append(sc.byPrefix[p], int32(i)) //nolint:gosec // far fewer than 2^31 forms
+		}
 	}
 	return sc
+}
+
+// prefix4 is the four bytes of s at i, as a little-endian word.
+func prefix4[S ~string | ~[]byte](s S, i int) uint32 {
+	_ = s[i+3]
+	return uint32(s[i]) | uint32(s[i+1])<<8 | uint32(s[i+2])<<16 | uint32(s[i+3])<<24
+}
+
+// find returns the position and length of the first (then longest)
+// secret form in s at or after from, or -1.
+func find[S ~string | ~[]byte](sc *scrubber, s S, from int) (int, int) {
+	if len(sc.variants) == 0 {
+		return -1, 0
+	}
+	pairs := sc.pairs
+	// j is even relative to from; an occurrence at from-1 is not wanted,
+	// so a candidate at j-1 < from is skipped.
+	for j := from; j+1 < len(s); j += 2 {
+		pr := uint32(s[j]) | uint32(s[j+1])<<8
+		if pairs[pr>>6]&(1<<(pr&63)) == 0 {
+			continue
+		}
+		for i := max(j-1, from); i <= j; i++ {
+			if n := matchAt(sc, s, i); n > 0 {
+				return i, n
+			}
+		}
+	}
+	return -1, 0
+}
+
+// matchAt returns the length of the longest form at s[i:], or 0.
+func matchAt[S ~string | ~[]byte](sc *scrubber, s S, i int) int {
+	if i+minSecretLen > len(s) {
+		return 0
+	}
+	for _, vi := range sc.byPrefix[prefix4(s, i)] {
+		v := sc.variants[vi]
+		if len(s)-i >= len(v) && string(s[i:i+len(v)]) == string(v) {
+			return len(v)
+		}
+	}
+	return 0
+}
+
+// replace returns s with every secret form replaced by Redacted, and
+// whether it changed anything (s itself when not).
+func replace[S ~string | ~[]byte](sc *scrubber, s S) (S, bool) {
+	i, n := find(sc, s, 0)
+	if i < 0 {
+		return s, false
+	}
+	out := make([]byte, 0, len(s))
+	last := 0
+	for i >= 0 {
+		out = append(out, s[last:i]...)
+		out = append(out, Redacted...)
+		last = i + n
+		i, n = find(sc, s, last)
+	}
+	out = append(out, s[last:]...)
+	return S(out), true
 }
 
 // encodings are the forms of s a recorded string or body may hold: plain,
@@ -87,16 +170,24 @@ func encodings(s string) []string {
 		j := strings.TrimSuffix(strings.TrimSpace(buf.String()), "\"")[1:]
 		out = append(out, j, strings.ReplaceAll(j, "/", `\/`))
 	}
+	// As the payload encoder escapes it (the same as encoding/json's: a
+	// duplicate is dropped).
+	j := string(appendJSONStrBody(nil, s))
+	out = append(out, j, strings.ReplaceAll(j, "/", `\/`))
 	out = append(out, unicodeEscapes(s, "\\u%04x"), unicodeEscapes(s, "\\u%04X"))
 	return out
 }
 
 func percentAll(b []byte, format string) string {
-	var sb strings.Builder
-	for _, c := range b {
-		fmt.Fprintf(&sb, format, c)
+	digits := "0123456789ABCDEF"
+	if format == "%%%02x" {
+		digits = hexDigits
 	}
-	return sb.String()
+	out := make([]byte, 0, 3*len(b))
+	for _, c := range b {
+		out = append(out, '%', digits[c>>4], digits[c&0xF])
+	}
+	return string(out)
 }
 
 // unicodeEscapes writes every character as a JSON \u escape.
@@ -138,34 +229,22 @@ func (s *scrubber) active() bool { return len(s.variants) > 0 }
 // bytes returns b with every secret form replaced (b itself when there is
 // none).
 func (s *scrubber) bytes(b []byte) []byte {
-	for _, v := range s.variants {
-		if bytes.Contains(b, v) {
-			b = bytes.ReplaceAll(b, v, []byte(Redacted))
-		}
-	}
-	return b
+	out, _ := replace(s, b)
+	return out
 }
 
 func (s *scrubber) str(v string) string {
 	if !s.active() || v == "" {
 		return v
 	}
-	for _, x := range s.variants {
-		if strings.Contains(v, string(x)) {
-			v = strings.ReplaceAll(v, string(x), Redacted)
-		}
-	}
-	return v
+	out, _ := replace(s, v)
+	return out
 }
 
 // contains reports whether b holds any secret form.
 func (s *scrubber) contains(b []byte) bool {
-	for _, v := range s.variants {
-		if bytes.Contains(b, v) {
-			return true
-		}
-	}
-	return false
+	i, _ := find(s, b, 0)
+	return i >= 0
 }
 
 // trimPartialSuffix drops a tail of b that is the beginning of a secret
@@ -237,23 +316,31 @@ func (s *scrubber) headers(h http.Header, redact map[string]bool) (http.Header, 
 	return out, removed
 }
 
-// query scrubs a raw query string: values of credential-named parameters
-// are replaced, secrets removed everywhere; the rest is kept as sent.
-func (s *scrubber) query(q string) string {
+// redactQuery replaces the values of credential-named parameters in a raw
+// query string; the rest is kept as sent.
+func redactQuery(q string) string {
 	if q == "" {
 		return q
 	}
 	parts := strings.Split(q, "&")
+	changed := false
 	for i, p := range parts {
 		name, _, hasValue := strings.Cut(p, "=")
+		if !hasValue {
+			continue
+		}
 		if n, err := url.QueryUnescape(name); err == nil {
 			name = n
 		}
-		if hasValue && redactQueryParams[strings.ToLower(name)] {
+		if redactQueryParams[strings.ToLower(name)] {
 			parts[i] = p[:strings.IndexByte(p, '=')+1] + url.QueryEscape(Redacted)
+			changed = true
 		}
 	}
-	return s.str(strings.Join(parts, "&"))
+	if !changed {
+		return q
+	}
+	return strings.Join(parts, "&")
 }
 
 // redactSet is the canonical header names to remove.

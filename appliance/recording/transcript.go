@@ -45,6 +45,9 @@ type transcript struct {
 	w     io.Writer
 	start time.Time
 	err   error
+	// rid is the exchange of the last record printed: a line announces
+	// each change (HTTP/2 streams of one connection interleave).
+	rid string
 }
 
 func (t *transcript) printf(format string, args ...any) {
@@ -56,6 +59,12 @@ func (t *transcript) printf(format string, args ...any) {
 func (t *transcript) record(rec *Record) {
 	at := fmt.Sprintf("[+%.3fs] #%d", rec.Time.Sub(t.start).Seconds(), rec.Index)
 	bad := func(err error) { t.printf("%s %s: unreadable payload: %v\n", at, rec.Type, err) }
+	if rec.RequestID != "" && rec.RequestID != t.rid {
+		t.printf("── exchange %s\n", rec.RequestID)
+	}
+	if rec.RequestID != "" || rec.Type != TypeSessionEnd {
+		t.rid = rec.RequestID
+	}
 	switch rec.Type {
 	case TypeSessionStart:
 		var p SessionStart
@@ -85,6 +94,9 @@ func (t *transcript) record(rec *Record) {
 		t.printf("%s → %s %s %s\n", at, p.Method, target, p.Proto)
 		if p.Host != "" {
 			t.printf("    Host: %s\n", p.Host)
+		}
+		if p.Identity != nil {
+			t.printf("    identity: %s\n", describeIdentity(*p.Identity))
 		}
 		t.headers(p.Header, p.RedactedHeaders)
 		t.body(p.Body, p.BodySize, p.BodyTruncated)

@@ -2,7 +2,6 @@ package recording
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/json"
@@ -126,7 +125,7 @@ func verify(res *VerifyResult, fr *frameReader, pub ed25519.PublicKey, anchor *A
 		}
 	}
 	magic := make([]byte, len(Magic))
-	if _, err := io.ReadFull(fr.br, magic); err != nil || string(magic) != Magic {
+	if _, err := io.ReadFull(fr.br, magic); err != nil || magicVersion(magic) == 0 {
 		bad(-1, 0, "not a Sallyport recording (bad magic)")
 		return
 	}
@@ -141,12 +140,12 @@ func verify(res *VerifyResult, fr *frameReader, pub ed25519.PublicKey, anchor *A
 		bad(-1, int64(len(Magic)), "the header does not parse as a recording header")
 		return
 	}
-	if hdr.Version != FormatVersion {
-		bad(-1, int64(len(Magic)), "format version %d is not supported (this build reads %d)", hdr.Version, FormatVersion)
+	if hdr.Version != magicVersion(magic) {
+		bad(-1, int64(len(Magic)), "format version %d is not supported here (this build reads 1 and %d, and the magic says %d)", hdr.Version, FormatVersion, magicVersion(magic))
 		return
 	}
 	res.SessionID = hdr.SessionID
-	headerHash := sha256.Sum256(append([]byte(Magic), frame...))
+	headerHash := sha256.Sum256(append(magic, frame...))
 	prev := headerHash
 	res.Bytes = fr.off
 
@@ -198,6 +197,10 @@ func verify(res *VerifyResult, fr *frameReader, pub ed25519.PublicKey, anchor *A
 			} else {
 				bad(i-1, prevOff, "its content does not match the hash record %d links to: the record was edited (or the link in record %d was)", i, i)
 			}
+			break
+		}
+		if env.RequestID != "" && hdr.Version < 2 {
+			bad(i, off, "a request id in a version %d record", hdr.Version)
 			break
 		}
 		if !knownTypes[env.Type] {
@@ -308,7 +311,7 @@ func OpenReader(path string) (*Reader, error) {
 	}
 	r := &Reader{f: f, fr: &frameReader{br: bufio.NewReaderSize(f, 64<<10)}}
 	magic := make([]byte, len(Magic))
-	if _, err := io.ReadFull(r.fr.br, magic); err != nil || !bytes.Equal(magic, []byte(Magic)) {
+	if _, err := io.ReadFull(r.fr.br, magic); err != nil || magicVersion(magic) == 0 {
 		f.Close()
 		return nil, fmt.Errorf("%s is not a Sallyport recording", path)
 	}
@@ -341,7 +344,7 @@ func (r *Reader) Next() (*Record, error) {
 	if err := json.Unmarshal(body, &env); err != nil {
 		return nil, fmt.Errorf("record %d: %w", r.index, err)
 	}
-	rec := &Record{Index: r.index, Offset: off, Seq: env.Seq, Time: env.Time, Type: env.Type, Prev: env.Prev, Hash: hexHash(hashFrame(frame)), Payload: env.Payload}
+	rec := &Record{Index: r.index, Offset: off, Seq: env.Seq, Time: env.Time, Type: env.Type, RequestID: env.RequestID, Prev: env.Prev, Hash: hexHash(hashFrame(frame)), Payload: env.Payload}
 	r.index++
 	return rec, nil
 }
