@@ -1,8 +1,10 @@
 package masking
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -83,13 +85,32 @@ type jsonProc struct {
 
 var errTruncated = errors.New("truncated JSON")
 
+// quickPaths enables the shortcuts for plain keys and string values that
+// are whole in one read (quickKey, beginValue). Tests turn it off to
+// compare with the general path.
+var quickPaths = true
+
 func newJSONProc(st *state, out *[]byte, multi bool) *jsonProc {
-	j := &jsonProc{st: st, out: out, multi: multi, run: -1}
-	j.text = textStream{st: st, out: out, escape: true}
+	j := &jsonProc{}
+	j.init(st, out, multi)
+	return j
+}
+
+// init makes j a new processor for st, out and multi, keeping only the
+// capacity of its scratch slices (a pooled processor is reused this way:
+// nothing of the previous response survives but bytes past the slices'
+// lengths, which are always written before they are read).
+func (j *jsonProc) init(st *state, out *[]byte, multi bool) {
+	*j = jsonProc{
+		st: st, out: out, multi: multi, run: -1,
+		stack: j.stack[:0], key: j.key[:0], tok: j.tok[:0],
+		member: j.member[:0], next: j.next[:0], root: j.root[:0],
+		tail: j.tail[:0], hbuf: j.hbuf[:0],
+		text: textStream{st: st, out: out, escape: true, buf: j.text.buf[:0]},
+	}
 	for i := range st.m.paths {
 		j.root = append(j.root, pstate{uint16(i), 0})
 	}
-	return j
 }
 
 // reset prepares j for another document.
@@ -127,7 +148,12 @@ func (j *jsonProc) write(p []byte) error {
 	i := 0
 	for i < len(p) {
 		var err error
-		if i, err = j.step(p, i); err != nil {
+		if j.mode == jString {
+			i, err = j.scanString(p, i)
+		} else {
+			i, err = j.step(p, i)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -156,17 +182,21 @@ func (j *jsonProc) step(p []byte, i int) (int, error) {
 	case jString:
 		return j.scanString(p, i)
 	case jNumber:
-		if isNumByte(c) {
-			if len(j.tok) >= j.st.m.lim.MaxTokenBytes {
-				return 0, fmt.Errorf("%w: a JSON number is longer than %d bytes", ErrUnmaskable, j.st.m.lim.MaxTokenBytes)
-			}
-			j.tok = append(j.tok, c)
-			if j.numVerbatim() {
-				j.keep(i)
-			}
-			return i + 1, nil
+		k := i
+		for k < len(p) && isNumByte(p[k]) {
+			k++
 		}
-		return i, j.endNumber(p, i)
+		if k == i {
+			return i, j.endNumber(p, i)
+		}
+		if len(j.tok)+k-i > j.st.m.lim.MaxTokenBytes {
+			return 0, fmt.Errorf("%w: a JSON number is longer than %d bytes", ErrUnmaskable, j.st.m.lim.MaxTokenBytes)
+		}
+		j.tok = append(j.tok, p[i:k]...)
+		if j.numVerbatim() {
+			j.keep(i)
+		}
+		return k, nil
 	case jLiteral:
 		if c != j.lit[len(j.tok)] {
 			return 0, jsonError("unexpected %q in a literal", c)
@@ -204,6 +234,9 @@ func (j *jsonProc) step(p []byte, i int) (int, error) {
 		if c != '"' {
 			return 0, jsonError("expected a key, got %q", c)
 		}
+		if k, ok, err := j.quickKey(p, i); ok {
+			return k, err
+		}
 		j.beginString(p, i, tKey)
 		return i + 1, nil
 	case jColon:
@@ -223,6 +256,11 @@ func (j *jsonProc) step(p []byte, i int) (int, error) {
 			j.mode = jValue
 			if f.obj {
 				j.mode = jKey
+				if i+1 < len(p) && p[i+1] == '"' {
+					if k, ok, err := j.quickKey(p, i+1); ok {
+						return k, err
+					}
+				}
 			}
 			return i + 1, nil
 		case c == '}' && f.obj, c == ']' && !f.obj:
@@ -231,6 +269,41 @@ func (j *jsonProc) step(p []byte, i int) (int, error) {
 		return 0, jsonError("expected ',' or the end of the container, got %q", c)
 	}
 	return 0, jsonError("tokenizer state %d", j.mode)
+}
+
+// quickKey handles the key whose opening quote is p[i] when it can be
+// matched in place: no escapes, whole in p, neither hashed (inside a
+// replaced value) nor masked by text rules. It consumes the key and the
+// ':' after it when that is in p too, and begins the value when it
+// follows at once. Otherwise it does nothing and reports false:
+// beginString and scanString handle the key.
+func (j *jsonProc) quickKey(p []byte, i int) (int, bool, error) {
+	if j.skip || len(j.st.m.text) > 0 || !quickPaths {
+		return 0, false, nil
+	}
+	k := i + 1 + stringRun(p[i+1:])
+	if k == len(p) || p[k] != '"' || k-i-1 > j.st.m.lim.MaxTokenBytes {
+		return 0, false, nil
+	}
+	j.keep(i)
+	if len(j.st.m.paths) > 0 {
+		f := &j.stack[len(j.stack)-1]
+		j.member, j.memberMatch = j.st.m.childSet(j.member, f.set, p[i+1:k], 0, true)
+	}
+	j.mode = jColon
+	k++
+	for k < len(p) && isSpace(p[k]) {
+		k++
+	}
+	if k < len(p) && p[k] == ':' {
+		j.mode = jValue
+		k++
+		if k < len(p) && !isSpace(p[k]) {
+			k, err := j.beginValue(p, k)
+			return k, true, err
+		}
+	}
+	return k, true, nil
 }
 
 // beginValue starts the value at p[i]: it works out the value's path
@@ -292,6 +365,14 @@ func (j *jsonProc) beginValue(p []byte, i int) (int, error) {
 			t = tSkip
 		case len(j.st.m.text) > 0:
 			t = tText
+		}
+		if t == tVerbatim && quickPaths {
+			// A plain string whole in p: nothing to do but keep it.
+			if k := i + 1 + stringRun(p[i+1:]); k < len(p) && p[k] == '"' {
+				j.keep(i)
+				j.endValue(p, k+1)
+				return k + 1, nil
+			}
 		}
 		j.beginString(p, i, t)
 		return i + 1, nil
@@ -516,13 +597,7 @@ func (j *jsonProc) scanString(p []byte, i int) (int, error) {
 			i++
 			continue
 		}
-		k := i
-		for k < len(p) {
-			if c := p[k]; c == '"' || c == '\\' || c < 0x20 {
-				break
-			}
-			k++
-		}
+		k := i + stringRun(p[i:])
 		if k > i {
 			j.plain(p, i, k)
 			i = k
@@ -550,6 +625,39 @@ func (j *jsonProc) scanString(p []byte, i int) (int, error) {
 		i++
 	}
 	return i, nil
+}
+
+// Masks of the bytes of a uint64, for stringRun.
+const (
+	lsb8 = 0x0101010101010101
+	msb8 = 0x8080808080808080
+)
+
+// stringRun returns the length of the longest prefix of b that is plain
+// string content: no '"', no '\\' and no control character. It looks at
+// eight bytes at a time: a byte is flagged when it is below 0x20 or, once
+// xored with '"' or '\\', zero (the classic "has a zero byte" test, whose
+// lowest flag is exact: a false flag can only follow a true one, through
+// a borrow).
+func stringRun(b []byte) int {
+	n := 0
+	for len(b)-n >= 8 {
+		x := binary.LittleEndian.Uint64(b[n:])
+		q := x ^ ('"' * lsb8)
+		s := x ^ ('\\' * lsb8)
+		m := ((x - 0x20*lsb8) &^ x) | ((q - lsb8) &^ q) | ((s - lsb8) &^ s)
+		if m &= msb8; m != 0 {
+			return n + bits.TrailingZeros64(m)/8
+		}
+		n += 8
+	}
+	for n < len(b) {
+		if c := b[n]; c == '"' || c == '\\' || c < 0x20 {
+			break
+		}
+		n++
+	}
+	return n
 }
 
 // plain handles unescaped string content p[i:k].

@@ -103,14 +103,6 @@ type pstate struct{ path, step uint16 }
 func (m *Masker) childSet(dst, parent []pstate, key []byte, index int, isKey bool) ([]pstate, int) {
 	dst = dst[:0]
 	matched := -1
-	add := func(p pstate) {
-		for _, q := range dst {
-			if q == p {
-				return
-			}
-		}
-		dst = append(dst, p)
-	}
 	for _, ps := range parent {
 		steps := m.paths[ps.path].steps
 		st := &steps[ps.step]
@@ -120,12 +112,22 @@ func (m *Masker) childSet(dst, parent []pstate, key []byte, index int, isKey boo
 					matched = int(ps.path)
 				}
 			} else {
-				add(pstate{ps.path, ps.step + 1})
+				dst = addPState(dst, pstate{ps.path, ps.step + 1})
 			}
 		}
 		if st.desc {
-			add(ps)
+			dst = addPState(dst, ps)
 		}
 	}
 	return dst, matched
+}
+
+// addPState adds p to set unless it is there already.
+func addPState(set []pstate, p pstate) []pstate {
+	for _, q := range set {
+		if q == p {
+			return set
+		}
+	}
+	return append(set, p)
 }

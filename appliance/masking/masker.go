@@ -195,6 +195,7 @@ type state struct {
 	mac   hash.Hash
 	count int
 	spans []span
+	sum   []byte // the HMAC, reused (a local array would escape)
 }
 
 // hashOf returns the "hash" replacement of b.
@@ -213,10 +214,9 @@ func (st *state) macReset() {
 
 // hashSum appends "hash:" and the truncated hex HMAC of what was written.
 func (st *state) hashSum(dst []byte) []byte {
-	var sum [sha256.Size]byte
-	st.mac.Sum(sum[:0])
+	st.sum = st.mac.Sum(st.sum[:0])
 	dst = append(dst, "hash:"...)
-	return hex.AppendEncode(dst, sum[:hashHexDigits/2])
+	return hex.AppendEncode(dst, st.sum[:hashHexDigits/2])
 }
 
 // replace appends the replacement of matched text.

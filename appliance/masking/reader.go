@@ -7,6 +7,7 @@ import (
 	"compress/zlib"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"mime"
 	"net/http"
@@ -67,6 +68,11 @@ func classify(h http.Header) (Format, error) {
 	default:
 		return "", fmt.Errorf("%w: %d Content-Type fields", ErrUnmaskable, len(cts))
 	}
+	for _, c := range commonTypes {
+		if strings.EqualFold(cts[0], c.ct) {
+			return c.f, nil
+		}
+	}
 	mt, params, err := mime.ParseMediaType(cts[0])
 	if err != nil {
 		return "", fmt.Errorf("%w: Content-Type %q: %w", ErrUnmaskable, cts[0], err)
@@ -85,6 +91,21 @@ func classify(h http.Header) (Format, error) {
 		return FormatText, nil
 	}
 	return "", fmt.Errorf("%w: media type %q is not text", ErrUnmaskable, mt)
+}
+
+// commonTypes are Content-Types classified without parsing them (which
+// costs allocations on every response): what classify would decide for
+// them, exactly as written.
+var commonTypes = []struct {
+	ct string
+	f  Format
+}{
+	{"application/json", FormatJSON},
+	{"application/json; charset=utf-8", FormatJSON},
+	{"application/json;charset=utf-8", FormatJSON},
+	{"text/event-stream", FormatSSE},
+	{"application/x-ndjson", FormatJSONLines},
+	{"text/plain; charset=utf-8", FormatText},
 }
 
 // coding returns the one content coding of a response ("" for none).
@@ -135,9 +156,13 @@ type Reader struct {
 	gz     *gzip.Reader
 	zr     io.Closer
 	proc   processor
-	st     state
 
-	bufs *buffers
+	// w is the per-response state taken from workPool, returned by
+	// Close; st is &w.st while the Reader is open.
+	w      *work
+	st     *state
+	masked int // the replacement count once Closed
+
 	buf  []byte
 	out  []byte
 	off  int
@@ -166,18 +191,19 @@ func (m *Masker) Wrap(h http.Header, body io.ReadCloser) (*Reader, error) {
 	if et := h.Get("Etag"); et != "" && !strings.HasPrefix(et, "W/") {
 		h.Set("Etag", "W/"+et)
 	}
-	bufs := bufPool.Get().(*buffers)
-	r := &Reader{m: m, format: f, body: body, coding: c, st: state{m: m}, bufs: bufs, buf: bufs.in[:], out: bufs.out[:0]}
+	w := workPool.Get().(*work)
+	w.st = state{m: m, mac: w.st.macFor(m), spans: w.st.spans[:0], sum: w.st.sum[:0]}
+	r := &Reader{m: m, format: f, body: body, coding: c, w: w, st: &w.st, buf: w.in[:], out: w.out[:0]}
 	r.raw.r = body
 	switch f {
 	case FormatJSON:
-		r.proc = newJSONProc(&r.st, &r.out, false)
+		r.proc = w.jsonProc(&r.out, false)
 	case FormatJSONLines:
-		r.proc = newJSONProc(&r.st, &r.out, true)
+		r.proc = w.jsonProc(&r.out, true)
 	case FormatSSE:
-		r.proc = newSSEProc(&r.st, &r.out)
+		r.proc = newSSEProc(r.st, &r.out)
 	default:
-		r.proc = &textProc{t: textStream{st: &r.st, out: &r.out}}
+		r.proc = &textProc{t: textStream{st: r.st, out: &r.out}}
 	}
 	return r, nil
 }
@@ -190,8 +216,14 @@ func (r *Reader) Format() Format { return r.format }
 // prefetched.
 func (r *Reader) Streaming() bool { return r.format == FormatSSE || r.format == FormatJSONLines }
 
-// Masked is how many values or matches were replaced so far.
-func (r *Reader) Masked() int { return r.st.count }
+// Masked is how many values or matches were replaced so far (after
+// Close: in all).
+func (r *Reader) Masked() int {
+	if r.st == nil {
+		return r.masked
+	}
+	return r.st.count
+}
 
 // Prefetch masks ahead, until the end of the body or until
 // Limits.MaxBufferedBytes of masked output wait, so that a body that
@@ -303,25 +335,73 @@ func (r *Reader) openDecoder() error {
 	return nil
 }
 
-// buffers are a Reader's read and output buffers, pooled: most
-// responses are small and masked in one read.
-type buffers struct {
-	in  [32 << 10]byte
-	out []byte
+// work is what masking one response needs beyond the Reader itself: the
+// read and output buffers, the shared state and the JSON processor. It
+// is pooled across Maskers (most responses are small and masked in one
+// read: setting these up would otherwise cost as much as masking) and
+// given back by Close; Wrap and jsonProc.init reset it for the next
+// response.
+type work struct {
+	in   [readBytes]byte
+	out  []byte
+	st   state
+	json jsonProc
 }
 
-var bufPool = sync.Pool{New: func() any { return &buffers{out: make([]byte, 0, 40<<10)} }}
+// readBytes is the most read from a body at once, and outBytes the first
+// capacity of the output (it grows as a body needs). They are kept small:
+// the GC empties the pool of what sits idle in it, so every pooled byte
+// is allocated again now and then (the executor's frames are 16 KiB at
+// most in HTTP/2 and a typical JSON response is smaller).
+const (
+	readBytes = 16 << 10
+	outBytes  = 8 << 10
+)
 
-// Close closes the body.
+var workPool = sync.Pool{New: func() any { return &work{out: make([]byte, 0, outBytes)} }}
+
+// maxPooledOut is the largest output buffer kept in the pool: one that
+// grew for an unusually large body is left to the GC.
+const maxPooledOut = 1 << 20
+
+// jsonProc returns the pooled JSON processor, reset for a new response
+// of the Masker of w.st.
+func (w *work) jsonProc(out *[]byte, multi bool) *jsonProc {
+	w.json.init(&w.st, out, multi)
+	return &w.json
+}
+
+// macFor returns the pooled HMAC if it was keyed for m (the key decides
+// the hash), or nil: state creates one on first use.
+func (st *state) macFor(m *Masker) hash.Hash {
+	if st.mac != nil && st.m == m {
+		return st.mac
+	}
+	return nil
+}
+
+var errClosed = errors.New("masking: read after Close")
+
+// Close closes the body and gives the Reader's buffers and processor
+// back to the pool: the caller must not use the Reader concurrently with
+// Close or after it, except for Masked (reads fail). The next user of the
+// pooled state sees nothing of this response: every buffer is reused
+// from length zero and written before it is read, and the processor and
+// counters are reset.
 func (r *Reader) Close() error {
-	if r.bufs != nil {
-		// Keep an output buffer that grew unusually large out of the pool.
-		if cap(r.out) <= 1<<20 {
-			r.bufs.out = r.out[:0]
+	if w := r.w; w != nil {
+		r.masked = r.st.count
+		if cap(r.out) <= maxPooledOut {
+			w.out = r.out[:0]
 		}
-		bufPool.Put(r.bufs)
-		r.bufs, r.buf, r.out, r.off = nil, nil, nil, 0
-		r.err = errors.New("masking: read after Close")
+		if w.st.mac != nil {
+			w.st.mac.Reset()
+		}
+		// The processor points at r.out: let go of r (and its body).
+		w.json.out, w.json.text.out = nil, nil
+		r.w, r.st, r.proc, r.buf, r.out, r.off = nil, nil, nil, nil, nil, 0
+		r.err = errClosed
+		workPool.Put(w)
 	}
 	if r.gz != nil {
 		_ = r.gz.Close()

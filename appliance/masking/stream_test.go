@@ -339,3 +339,22 @@ func TestExecutorErrorsPassThrough(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 }
+
+// TestCommonTypesAsParsed checks that the Content-Types classify knows
+// without parsing are classified as parsing them would.
+func TestCommonTypesAsParsed(t *testing.T) {
+	for _, c := range commonTypes {
+		for _, ct := range []string{c.ct, strings.ToUpper(c.ct)} {
+			saved := commonTypes
+			commonTypes = nil
+			want, err := classify(http.Header{"Content-Type": {ct}})
+			commonTypes = saved
+			if err != nil || want != c.f {
+				t.Errorf("%q parsed: %q, %v; the fast path says %q", ct, want, err, c.f)
+			}
+			if got, err := classify(http.Header{"Content-Type": {ct}}); got != want || err != nil {
+				t.Errorf("classify(%q) = %q, %v; want %q", ct, got, err, want)
+			}
+		}
+	}
+}
