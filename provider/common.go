@@ -271,8 +271,14 @@ func addWaitError(diags *diag.Diagnostics, kind model.Kind, id string, timeoutAt
 }
 
 // waitReady waits, within timeout, until the object reports ready at its
-// generation and returns it as last read.
+// generation and returns it as last read. The appliance answers a write
+// once it is live, with the status of that reconcile, so the object a
+// write returned is normally ready already: it is then returned without
+// another request.
 func waitReady[S any](ctx context.Context, col *client.Collection[S], o *model.Object[S], timeout time.Duration) (*model.Object[S], error) {
+	if o.Status.Ready && o.Status.ObservedGeneration >= o.Generation {
+		return o, nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	return col.WaitReady(ctx, o.ID, o.Generation)

@@ -2,14 +2,17 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"text/template"
 	"time"
@@ -21,6 +24,9 @@ type TerraformResult struct {
 	Objects int
 	// Apply is the wall time of `terraform apply`.
 	Apply time.Duration
+	// FirstWrite is when, from the start of the apply, terraform began
+	// the first create (its plan and graph walk before it).
+	FirstWrite time.Duration
 	// Created is how many resources terraform reported added.
 	Created int
 	// Err says why the row is missing.
@@ -163,18 +169,48 @@ func (e *Env) terraformApply(ctx context.Context) TerraformResult {
 		return fail("%v", err)
 	}
 	defer logf.Close()
-	cmd.Stdout, cmd.Stderr = logf, logf
 	start := time.Now()
+	watch := &firstMatch{w: logf, marker: []byte("Creating..."), start: start}
+	cmd.Stdout, cmd.Stderr = watch, watch
 	err = cmd.Run()
 	res.Apply = time.Since(start)
+	res.FirstWrite = watch.at()
 	if err != nil {
 		return fail("terraform apply failed after %s: %v: %s", res.Apply.Round(time.Second), err, lastLines(logPath, 6))
 	}
 	if m := regexp.MustCompile(`Resources: (\d+) added`).FindStringSubmatch(tail(logPath)); m != nil {
 		res.Created, _ = strconv.Atoi(m[1])
 	}
-	e.logf("  terraform apply: %d resources in %s", res.Created, res.Apply.Round(100*time.Millisecond))
+	e.logf("  terraform apply: %d resources in %s (first create after %s)", res.Created, res.Apply.Round(100*time.Millisecond),
+		res.FirstWrite.Round(100*time.Millisecond))
 	return res
+}
+
+// firstMatch passes output through to w and notes when marker first
+// appears in it (a marker split across two writes is missed: terraform
+// writes whole lines).
+type firstMatch struct {
+	w      io.Writer
+	marker []byte
+	start  time.Time
+
+	mu    sync.Mutex
+	found time.Duration
+}
+
+func (f *firstMatch) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	if f.found == 0 && bytes.Contains(p, f.marker) {
+		f.found = time.Since(f.start)
+	}
+	f.mu.Unlock()
+	return f.w.Write(p)
+}
+
+func (f *firstMatch) at() time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.found
 }
 
 func tail(path string) string {

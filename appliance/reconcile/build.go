@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,6 +41,12 @@ type builder struct {
 	serving   map[string]*certificates.Serving
 	upstreams map[string]*tls.Config
 	verifiers map[string]*identity.OIDCVerifier
+	// conns are built connections by id, reused while nothing they were
+	// built from changed (builtConn.key), so a rebuild after one write
+	// compiles that write's objects only; usedConns are the ids the last
+	// build used.
+	conns     map[string]*builtConn
+	usedConns map[string]bool
 	// maskKey keys masking's "hash" replacement.
 	maskKey []byte
 	// used are the cache keys the last build used; prune drops the rest
@@ -57,8 +64,43 @@ func newBuilder(st *store.Store, certs *certificates.Manager, log *slog.Logger, 
 		serving:   map[string]*certificates.Serving{},
 		upstreams: map[string]*tls.Config{},
 		verifiers: map[string]*identity.OIDCVerifier{},
+		conns:     map[string]*builtConn{},
 		maskKey:   maskKey,
 	}
+}
+
+// builtConn is a connection as last built, with the statuses its bindings
+// got and the upstream TLS cache key it uses.
+type builtConn struct {
+	key         string
+	conn        *gateway.Connection
+	upstreamKey string
+	bindings    map[string]model.Status
+}
+
+// connKey says everything a built connection depends on: its generation
+// (which changes with its spec, secrets included, and name), the upstream
+// TLS settings' generation, and its bindings' ids and generations.
+func connKey(o *model.Resource, ix *index) string {
+	b := make([]byte, 0, 64)
+	b = strconv.AppendInt(b, o.Generation, 10)
+	ref := func(r *model.Resource) {
+		b = append(b, '|')
+		b = append(b, r.ID...)
+		b = append(b, '/')
+		b = strconv.AppendInt(b, r.Generation, 10)
+	}
+	if id := o.Spec.(*model.ConnectionSpec).UpstreamTLSSettingsID; id != "" {
+		if t := ix.tls[id]; t != nil {
+			ref(t)
+		} else {
+			b = append(b, "|missing"...)
+		}
+	}
+	for _, bnd := range ix.bindings[o.ID] {
+		ref(bnd)
+	}
+	return string(b)
 }
 
 // index is a snapshot by id.
@@ -102,6 +144,7 @@ func (b *builder) runtime(ctx context.Context, snap *store.Snapshot, prev *gatew
 	b.challenges, b.challengeGateways = map[string][]certificates.ChallengeRoute{}, map[string][]string{}
 	pending := false
 	usedServing, usedUpstream, usedVerifier := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	usedConns := map[string]bool{}
 
 	for _, gwObj := range snap.Objects[model.KindGateway] {
 		spec := gwObj.Spec.(*model.GatewaySpec)
@@ -129,7 +172,7 @@ func (b *builder) runtime(ctx context.Context, snap *store.Snapshot, prev *gatew
 		}
 
 		for _, cObj := range ix.conns[gwObj.ID] {
-			conn, err := b.connection(ctx, cObj, ix, usedUpstream, statuses)
+			conn, err := b.cachedConnection(ctx, cObj, ix, usedUpstream, usedConns, statuses)
 			if err != nil {
 				bad(cObj, err)
 				if old := prevConnection(prev, cObj.ID); old != nil {
@@ -143,7 +186,36 @@ func (b *builder) runtime(ctx context.Context, snap *store.Snapshot, prev *gatew
 		rt.Gateways = append(rt.Gateways, gw.rt)
 	}
 	b.usedServing, b.usedUpstream, b.usedVerifier = usedServing, usedUpstream, usedVerifier
+	b.usedConns = usedConns
 	return rt, statuses, pending
+}
+
+// cachedConnection returns the connection built for o by an earlier build
+// when nothing it depends on changed since, and builds it otherwise. A
+// connection that fails to build is not kept: it is retried every time.
+func (b *builder) cachedConnection(ctx context.Context, o *model.Resource, ix *index, usedUpstream, usedConns map[string]bool, statuses map[string]model.Status) (*gateway.Connection, error) {
+	key := connKey(o, ix)
+	if bc := b.conns[o.ID]; bc != nil && bc.key == key {
+		usedConns[o.ID] = true
+		usedUpstream[bc.upstreamKey] = true
+		for id, st := range bc.bindings {
+			statuses[id] = st
+		}
+		return bc.conn, nil
+	}
+	bindings := map[string]model.Status{}
+	conn, err := b.connection(ctx, o, ix, usedUpstream, bindings)
+	for id, st := range bindings {
+		statuses[id] = st
+	}
+	if err != nil {
+		delete(b.conns, o.ID)
+		return nil, err
+	}
+	// The bindings' statuses are all connection() writes on success.
+	b.conns[o.ID] = &builtConn{key: key, conn: conn, upstreamKey: conn.UpstreamTLSKey, bindings: bindings}
+	usedConns[o.ID] = true
+	return conn, nil
 }
 
 // tlsError marks a failure caused by a TLS settings object, so that object's
@@ -393,6 +465,11 @@ func (b *builder) prune() {
 	for k := range b.verifiers {
 		if !b.usedVerifier[k] {
 			delete(b.verifiers, k)
+		}
+	}
+	for id := range b.conns {
+		if !b.usedConns[id] {
+			delete(b.conns, id)
 		}
 	}
 }

@@ -80,23 +80,48 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	defer cancel()
 	for {
 		r.reconcileOnce(ctx)
-		wait := r.cfg.Resync
-		r.mu.Lock()
-		if r.pending && wait > 2*time.Second {
-			wait = 2 * time.Second
+		if err := r.waitForChange(ctx, revs); err != nil {
+			return err
 		}
-		r.mu.Unlock()
-		t := time.NewTimer(wait)
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// waitForChange returns when there is something to reconcile: a revision
+// newer than the one the data path runs, or the resync period elapsed.
+// Writes that land while a rebuild runs are coalesced: the change feed
+// keeps only the newest revision, and a notification for a revision the
+// last rebuild's snapshot already covered (it was read after the commit)
+// is skipped rather than rebuilt again. It returns an error only when the
+// feed closes, and nil when ctx ends.
+func (r *Reconciler) waitForChange(ctx context.Context, revs <-chan uint64) error {
+	wait := r.cfg.Resync
+	r.mu.Lock()
+	if r.pending && wait > 2*time.Second {
+		wait = 2 * time.Second
+	}
+	r.mu.Unlock()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return nil
-		case _, ok := <-revs:
-			t.Stop()
+		case rev, ok := <-revs:
 			if !ok {
 				return errors.New("the store closed its change feed")
 			}
+			r.mu.Lock()
+			covered := rev <= r.applied && r.lastErr == ""
+			r.mu.Unlock()
+			if covered {
+				continue
+			}
+			return nil
 		case <-t.C:
+			return nil
 		}
 	}
 }
@@ -236,28 +261,35 @@ func liveGeneration(rt *gateway.Runtime, id string) int64 {
 	return 0
 }
 
+// writeStatuses stores the statuses that changed, in one transaction.
 func (r *Reconciler) writeStatuses(ctx context.Context, snap *store.Snapshot, statuses map[string]model.Status) {
-	for kind, objs := range snap.Objects {
-		for _, o := range objs {
+	var updates []store.StatusUpdate
+	r.mu.Lock()
+	for _, kind := range model.Kinds {
+		for _, o := range snap.Objects[kind] {
 			st, ok := statuses[o.ID]
 			if !ok {
 				continue
 			}
-			r.mu.Lock()
-			same := statusEqual(r.statusMem[o.ID], st)
-			r.mu.Unlock()
-			if same && statusEqual(o.Status, st) {
+			if statusEqual(r.statusMem[o.ID], st) && statusEqual(o.Status, st) {
 				continue
 			}
-			if err := r.cfg.Store.SetStatus(ctx, kind, o.ID, st); err != nil {
-				r.log.Error("writing status", "id", o.ID, "error", err)
-				continue
-			}
-			r.mu.Lock()
-			r.statusMem[o.ID] = st
-			r.mu.Unlock()
+			updates = append(updates, store.StatusUpdate{Kind: kind, ID: o.ID, Status: st})
 		}
 	}
+	r.mu.Unlock()
+	if len(updates) == 0 {
+		return
+	}
+	if err := r.cfg.Store.SetStatuses(ctx, updates); err != nil {
+		r.log.Error("writing statuses", "objects", len(updates), "error", err)
+		return
+	}
+	r.mu.Lock()
+	for _, u := range updates {
+		r.statusMem[u.ID] = u.Status
+	}
+	r.mu.Unlock()
 }
 
 func statusEqual(a, b model.Status) bool {

@@ -271,3 +271,48 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 	t.Logf("%d requests, 0 failed, across 100 reloads", ok.Load())
 }
+
+// TestConcurrentWritesAllLive: writes that land together share rebuilds,
+// yet each returns only once it is live: a connection's binding created by
+// one of 16 concurrent writers admits the planner as soon as the create
+// returns, through a connection built by an earlier rebuild (kept) or by
+// this one.
+func TestConcurrentWritesAllLive(t *testing.T) {
+	w := newWorld(t)
+	gw, conn := w.objects(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := range 16 {
+		wg.Go(func() {
+			c, err := w.api.Connections().Create(t.Context(), fmt.Sprintf("c%d", i), model.ConnectionSpec{
+				GatewayID: gw.ID, Protocol: model.ProtocolHTTP, Hostname: host, PathPrefix: fmt.Sprintf("/c%d", i),
+				UpstreamURL: w.executor, UpstreamTLSSettingsID: conn.Spec.UpstreamTLSSettingsID,
+				InjectHeaders: map[string]*model.Secret{"Authorization": model.NewSecret(fmt.Sprintf("Bearer c%d", i))},
+			})
+			if err != nil {
+				errs <- err
+				return
+			}
+			if !c.Status.Ready || c.Status.ObservedGeneration != 1 {
+				errs <- fmt.Errorf("connection c%d answered with status %+v", i, c.Status)
+			}
+			if code, err := w.get(fmt.Sprintf("/c%d/x", i)); err != nil || code != http.StatusForbidden {
+				errs <- fmt.Errorf("c%d without a binding: %d %w, want 403", i, code, err)
+			}
+			if _, err := w.api.IdentityBindings().Create(t.Context(), "planner", model.IdentityBindingSpec{
+				ConnectionID: c.ID, ClientCertURISAN: "spiffe://test/planner",
+			}); err != nil {
+				errs <- err
+				return
+			}
+			if code, err := w.get(fmt.Sprintf("/c%d/x", i)); err != nil || code != http.StatusOK {
+				errs <- fmt.Errorf("c%d right after its binding: %d %w, want 200", i, code, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}

@@ -77,7 +77,9 @@ func (s *Store) PutAnchors(ctx context.Context, anchors []Anchor) error {
 		}
 	}
 	written := 0
-	_, err := s.backend.Update(ctx, func(tx Tx) error {
+	// Anchors are not configuration: they do not advance the revision
+	// (which would make the reconciler rebuild the data path).
+	err := s.updateUnversioned(ctx, func(tx Tx) error {
 		written = 0
 		for i, a := range anchors {
 			old, err := tx.Get(BucketAnchors, a.SessionID)
@@ -172,7 +174,7 @@ func (s *Store) PruneAnchors(ctx context.Context, sessionIDs []string, e model.A
 	if e.Time.IsZero() {
 		e.Time = s.now()
 	}
-	_, err := s.backend.Update(ctx, func(tx Tx) error {
+	err := s.updateUnversioned(ctx, func(tx Tx) error {
 		for _, id := range sessionIDs {
 			if err := tx.Delete(BucketAnchors, id); err != nil {
 				return fmt.Errorf("deleting the anchor of %s: %w", id, err)

@@ -84,3 +84,14 @@ type Tx interface {
 	// increasing across committed transactions.
 	NextSequence(bucket string) (uint64, error)
 }
+
+// UnversionedUpdater is implemented by a Backend that can commit a write
+// that is not configuration (an object's reconcile status, a recording's
+// anchor, the audit entry of a pruning) without advancing the revision and
+// without notifying subscribers: such writes must not wake the reconciler,
+// which rebuilds the data path on every revision. The same atomicity and
+// durability rules as Update apply. The Store falls back to Update for a
+// Backend without it.
+type UnversionedUpdater interface {
+	UpdateUnversioned(ctx context.Context, fn func(Tx) error) error
+}

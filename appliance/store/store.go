@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sallyport/terraform-provider-sallyport/appliance/model"
@@ -22,11 +24,23 @@ type Store struct {
 	backend Backend
 	sealer  *seal.Sealer
 	now     func() time.Time
+
+	// namesChecked is set once a write transaction of this process has
+	// verified (and, where needed, rebuilt) the name index against the
+	// objects, so a data dir written by an earlier version, or an index
+	// left stale by one, is repaired before the index is trusted.
+	namesChecked atomic.Bool
+	// decoded caches decoded records and statuses by id, keyed on the
+	// stored bytes: a read decodes only what changed since the last one.
+	decoded decodeCache
 }
 
 // New returns a Store over backend that seals secrets with sealer.
 func New(backend Backend, sealer *seal.Sealer) *Store {
-	return &Store{backend: backend, sealer: sealer, now: func() time.Time { return time.Now().UTC() }}
+	return &Store{
+		backend: backend, sealer: sealer, now: func() time.Time { return time.Now().UTC() },
+		decoded: decodeCache{objects: map[string]cachedObject{}, statuses: map[string]cachedStatus{}},
+	}
 }
 
 // Backend returns the engine under the store.
@@ -67,7 +81,7 @@ func (s *Store) Get(ctx context.Context, kind model.Kind, id string) (*model.Res
 	var r *model.Resource
 	err := s.backend.View(ctx, func(tx Tx) error {
 		var err error
-		r, err = getObject(tx, kind, id)
+		r, err = s.getObjectCopy(tx, kind, id)
 		return err
 	})
 	return r, err
@@ -77,7 +91,7 @@ func (s *Store) Get(ctx context.Context, kind model.Kind, id string) (*model.Res
 func (s *Store) List(ctx context.Context, kind model.Kind, opts ListOptions) ([]*model.Resource, error) {
 	var out []*model.Resource
 	err := s.backend.View(ctx, func(tx Tx) error {
-		all, err := listObjects(tx, kind)
+		all, err := s.listObjectsCopy(tx, kind)
 		if err != nil {
 			return err
 		}
@@ -111,7 +125,7 @@ func (s *Store) Counts(ctx context.Context) (map[model.Kind]int, error) {
 // A spec that fails validation returns model.Problems and stores nothing.
 func (s *Store) Create(ctx context.Context, w Writer, name string, spec model.Spec) (*model.Resource, error) {
 	var out *model.Resource
-	_, err := s.backend.Update(ctx, func(tx Tx) error {
+	_, err := s.updateObjects(ctx, func(tx Tx) error {
 		now := s.now()
 		r := &model.Resource{Name: name, Generation: 1, CreatedAt: now, UpdatedAt: now, Spec: spec}
 		var err error
@@ -142,8 +156,8 @@ func (s *Store) Replace(ctx context.Context, w Writer, kind model.Kind, id strin
 		return nil, fmt.Errorf("spec of kind %s given for a %s", spec.Kind(), kind)
 	}
 	var out *model.Resource
-	_, err := s.backend.Update(ctx, func(tx Tx) error {
-		old, err := getObject(tx, kind, id)
+	_, err := s.updateObjects(ctx, func(tx Tx) error {
+		old, err := s.getObject(tx, kind, id)
 		if err != nil {
 			return err
 		}
@@ -174,15 +188,15 @@ var errUnchanged = errors.New("unchanged")
 // Delete removes an object, its secrets and its status. It fails with a
 // ConflictError listing the objects that still reference it.
 func (s *Store) Delete(ctx context.Context, w Writer, kind model.Kind, id string, ifMatch int64) error {
-	_, err := s.backend.Update(ctx, func(tx Tx) error {
-		old, err := getObject(tx, kind, id)
+	_, err := s.updateObjects(ctx, func(tx Tx) error {
+		old, err := s.getObject(tx, kind, id)
 		if err != nil {
 			return err
 		}
 		if ifMatch != 0 && ifMatch != old.Generation {
 			return &PreconditionFailedError{Expected: ifMatch, Current: old.Generation}
 		}
-		deps, err := dependents(tx, kind, id)
+		deps, err := s.dependents(tx, kind, id)
 		if err != nil {
 			return err
 		}
@@ -195,6 +209,9 @@ func (s *Store) Delete(ctx context.Context, w Writer, kind model.Kind, id string
 		if err := tx.Delete(BucketStatus, id); err != nil {
 			return fmt.Errorf("deleting status of %s: %w", id, err)
 		}
+		if err := unindexName(tx, old); err != nil {
+			return err
+		}
 		if err := deleteSecrets(tx, id, nil); err != nil {
 			return err
 		}
@@ -202,6 +219,9 @@ func (s *Store) Delete(ctx context.Context, w Writer, kind model.Kind, id string
 		e.GenerationAfter, e.Spec = 0, nil
 		return appendAudit(tx, e)
 	})
+	if err == nil {
+		s.decoded.forget(id)
+	}
 	return err
 }
 
@@ -209,15 +229,70 @@ func (s *Store) Delete(ctx context.Context, w Writer, kind model.Kind, id string
 // change the object's generation. A missing object is not an error: it may
 // have been deleted while the reconciler worked.
 func (s *Store) SetStatus(ctx context.Context, kind model.Kind, id string, st model.Status) error {
-	_, err := s.backend.Update(ctx, func(tx Tx) error {
-		if _, err := tx.Get(ObjectBucket(string(kind)), id); errors.Is(err, ErrNotFound) {
-			return nil
-		} else if err != nil {
-			return err
+	return s.SetStatuses(ctx, []StatusUpdate{{Kind: kind, ID: id, Status: st}})
+}
+
+// StatusUpdate is one object's new status, for SetStatuses.
+type StatusUpdate struct {
+	Kind   model.Kind
+	ID     string
+	Status model.Status
+}
+
+// SetStatuses records several statuses in one transaction (one commit).
+// Missing objects are skipped, as in SetStatus. A status is not
+// configuration: where the backend allows it (UnversionedUpdater), the
+// write does not advance the revision, so it does not wake the reconciler
+// that wrote it.
+func (s *Store) SetStatuses(ctx context.Context, updates []StatusUpdate) error {
+	if len(updates) == 0 {
+		return nil
+	}
+	return s.updateUnversioned(ctx, func(tx Tx) error {
+		for _, u := range updates {
+			if _, err := tx.Get(ObjectBucket(string(u.Kind)), u.ID); errors.Is(err, ErrNotFound) {
+				continue
+			} else if err != nil {
+				return err
+			}
+			if err := putStatus(tx, u.ID, u.Status); err != nil {
+				return err
+			}
 		}
-		return putStatus(tx, id, st)
+		return nil
 	})
+}
+
+// updateUnversioned runs fn in a write transaction that does not advance
+// the revision when the backend supports it, and in an ordinary Update
+// otherwise.
+func (s *Store) updateUnversioned(ctx context.Context, fn func(Tx) error) error {
+	if u, ok := s.backend.(UnversionedUpdater); ok {
+		return u.UpdateUnversioned(ctx, fn)
+	}
+	_, err := s.backend.Update(ctx, fn)
 	return err
+}
+
+// updateObjects runs a write of objects. The first one of the process
+// verifies the name index in the same transaction (rebuilding what is
+// missing or stale), so the index is trusted only once checked.
+func (s *Store) updateObjects(ctx context.Context, fn func(Tx) error) (uint64, error) {
+	checked := false
+	rev, err := s.backend.Update(ctx, func(tx Tx) error {
+		checked = false
+		if !s.namesChecked.Load() {
+			if err := s.rebuildNameIndex(tx); err != nil {
+				return err
+			}
+			checked = true
+		}
+		return fn(tx)
+	})
+	if err == nil && checked {
+		s.namesChecked.Store(true)
+	}
+	return rev, err
 }
 
 // SecretValue returns the plaintext of the secret at a field path of an
@@ -273,7 +348,7 @@ func (s *Store) admit(tx Tx, r *model.Resource, old *model.Resource) error {
 	// Normalize only once valid, so problems name the fields as sent (a
 	// sorted list would shift the indexes).
 	r.Spec.Normalize()
-	if err := checkNameFree(tx, r); err != nil {
+	if err := s.checkNameFree(tx, r); err != nil {
 		return err
 	}
 
@@ -324,6 +399,14 @@ func (s *Store) admit(tx Tx, r *model.Resource, old *model.Resource) error {
 	if err != nil {
 		return fmt.Errorf("encoding object: %w", err)
 	}
+	if old != nil {
+		if err := unindexName(tx, old); err != nil {
+			return err
+		}
+	}
+	if err := tx.Put(BucketNames, nameKey(r.Spec.Kind(), r.Spec.Parent(), r.Name), []byte(r.ID)); err != nil {
+		return fmt.Errorf("indexing the name of %s: %w", r.ID, err)
+	}
 	if err := tx.Put(ObjectBucket(string(r.Spec.Kind())), r.ID, data); err != nil {
 		return fmt.Errorf("storing %s: %w", r.ID, err)
 	}
@@ -331,30 +414,38 @@ func (s *Store) admit(tx Tx, r *model.Resource, old *model.Resource) error {
 }
 
 // checkNameFree fails when another object of the kind has r's name in r's
-// scope.
-func checkNameFree(tx Tx, r *model.Resource) error {
+// scope. It reads the name index; an entry naming an object that no longer
+// exists does not count.
+func (s *Store) checkNameFree(tx Tx, r *model.Resource) error {
 	kind := r.Spec.Kind()
-	all, err := listObjects(tx, kind)
+	v, err := tx.Get(BucketNames, nameKey(kind, r.Spec.Parent(), r.Name))
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("reading the name index: %w", err)
 	}
-	for _, o := range all {
-		if o.ID != r.ID && o.Name == r.Name && o.Spec.Parent() == r.Spec.Parent() {
-			scope := ""
-			if p := kind.ParentField(); p != "" {
-				scope = " under the same " + strings.TrimSuffix(p, "_id")
-			}
-			return &ConflictError{Message: fmt.Sprintf("a %s named %q already exists%s (id %s)", kind.Title(), r.Name, scope, o.ID)}
-		}
+	other := string(v)
+	if other == r.ID {
+		return nil
 	}
-	return nil
+	if _, err := tx.Get(ObjectBucket(string(kind)), other); errors.Is(err, ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("reading %s: %w", other, err)
+	}
+	scope := ""
+	if p := kind.ParentField(); p != "" {
+		scope = " under the same " + strings.TrimSuffix(p, "_id")
+	}
+	return &ConflictError{Message: fmt.Sprintf("a %s named %q already exists%s (id %s)", kind.Title(), r.Name, scope, other)}
 }
 
 // dependents lists the objects whose references point at (kind, id).
-func dependents(tx Tx, kind model.Kind, id string) ([]model.ObjectRef, error) {
+func (s *Store) dependents(tx Tx, kind model.Kind, id string) ([]model.ObjectRef, error) {
 	var deps []model.ObjectRef
 	for _, k := range model.Kinds {
-		all, err := listObjects(tx, k)
+		all, err := s.listRecords(tx, k)
 		if err != nil {
 			return nil, err
 		}
@@ -411,7 +502,25 @@ func deleteSecrets(tx Tx, id string, keep map[string]bool) error {
 	return nil
 }
 
-func getObject(tx Tx, kind model.Kind, id string) (*model.Resource, error) {
+func (s *Store) getObject(tx Tx, kind model.Kind, id string) (*model.Resource, error) {
+	data, err := tx.Get(ObjectBucket(string(kind)), id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, &NotFoundError{Kind: kind, ID: id}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", id, err)
+	}
+	r, err := s.decoded.record(kind, id, data)
+	if err != nil {
+		return nil, err
+	}
+	r.Status, err = s.getStatus(tx, id)
+	return r, err
+}
+
+// getObjectCopy is getObject with a Spec of the caller's own, for readers
+// outside the store, which may modify what they read.
+func (s *Store) getObjectCopy(tx Tx, kind model.Kind, id string) (*model.Resource, error) {
 	data, err := tx.Get(ObjectBucket(string(kind)), id)
 	if errors.Is(err, ErrNotFound) {
 		return nil, &NotFoundError{Kind: kind, ID: id}
@@ -423,19 +532,47 @@ func getObject(tx Tx, kind model.Kind, id string) (*model.Resource, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.Status, err = getStatus(tx, id)
+	r.Status, err = s.getStatus(tx, id)
 	return r, err
 }
 
-func listObjects(tx Tx, kind model.Kind) ([]*model.Resource, error) {
+// listObjectsCopy is listObjects with Specs of the caller's own.
+func (s *Store) listObjectsCopy(tx Tx, kind model.Kind) ([]*model.Resource, error) {
+	return s.scanObjects(tx, kind, true, true)
+}
+
+// listObjects returns the objects of a kind with their statuses, in id
+// order. Their Specs may be shared with other readers (decodeCache).
+func (s *Store) listObjects(tx Tx, kind model.Kind) ([]*model.Resource, error) {
+	return s.scanObjects(tx, kind, false, true)
+}
+
+// listRecords returns the objects of a kind without their statuses, with
+// shared Specs.
+func (s *Store) listRecords(tx Tx, kind model.Kind) ([]*model.Resource, error) {
+	return s.scanObjects(tx, kind, false, false)
+}
+
+// scanObjects decodes the objects of a kind in id order: into Specs of
+// their own when fresh (for callers that modify them), else through the
+// decode cache; with their statuses when withStatus.
+func (s *Store) scanObjects(tx Tx, kind model.Kind, fresh, withStatus bool) ([]*model.Resource, error) {
 	var out []*model.Resource
 	err := tx.Scan(ObjectBucket(string(kind)), "", func(id string, data []byte) error {
-		r, err := decodeRecord(kind, data)
+		var r *model.Resource
+		var err error
+		if fresh {
+			r, err = decodeRecord(kind, data)
+		} else {
+			r, err = s.decoded.record(kind, id, data)
+		}
 		if err != nil {
 			return err
 		}
-		if r.Status, err = getStatus(tx, id); err != nil {
-			return err
+		if withStatus {
+			if r.Status, err = s.getStatus(tx, id); err != nil {
+				return err
+			}
 		}
 		out = append(out, r)
 		return nil
@@ -455,7 +592,7 @@ func decodeRecord(kind model.Kind, data []byte) (*model.Resource, error) {
 	return &model.Resource{ID: rec.ID, Name: rec.Name, Generation: rec.Generation, CreatedAt: rec.CreatedAt, UpdatedAt: rec.UpdatedAt, Spec: spec}, nil
 }
 
-func getStatus(tx Tx, id string) (model.Status, error) {
+func (s *Store) getStatus(tx Tx, id string) (model.Status, error) {
 	data, err := tx.Get(BucketStatus, id)
 	if errors.Is(err, ErrNotFound) {
 		return initialStatus, nil
@@ -463,11 +600,86 @@ func getStatus(tx Tx, id string) (model.Status, error) {
 	if err != nil {
 		return model.Status{}, fmt.Errorf("reading status of %s: %w", id, err)
 	}
+	return s.decoded.status(id, data)
+}
+
+func decodeStatus(id string, data []byte) (model.Status, error) {
 	var st model.Status
 	if err := json.Unmarshal(data, &st); err != nil {
 		return model.Status{}, fmt.Errorf("decoding status of %s: %w", id, err)
 	}
 	return st, nil
+}
+
+// decodeCache keeps the last decoded form of each stored record and
+// status with the bytes it was decoded from. A lookup whose bytes match
+// returns the cached value without decoding; any other bytes (a write by
+// this process or, on a shared backend, another) are decoded afresh. So
+// the cache is never stale, only sometimes cold.
+//
+// A cached Resource's Spec is shared by every reader: readers must treat
+// specs they read from the store as immutable (they always have: the
+// store decodes, never patches, a stored spec).
+type decodeCache struct {
+	mu       sync.Mutex
+	objects  map[string]cachedObject
+	statuses map[string]cachedStatus
+}
+
+type cachedObject struct {
+	kind model.Kind
+	data []byte
+	r    *model.Resource
+}
+
+type cachedStatus struct {
+	data []byte
+	st   model.Status
+}
+
+// record returns the decoded record stored as data: a fresh Resource
+// (the caller may set its Status) over a possibly shared Spec.
+func (c *decodeCache) record(kind model.Kind, id string, data []byte) (*model.Resource, error) {
+	c.mu.Lock()
+	e, ok := c.objects[id]
+	c.mu.Unlock()
+	if !ok || e.kind != kind || !bytes.Equal(e.data, data) {
+		r, err := decodeRecord(kind, data)
+		if err != nil {
+			return nil, err
+		}
+		e = cachedObject{kind: kind, data: bytes.Clone(data), r: r}
+		c.mu.Lock()
+		c.objects[id] = e
+		c.mu.Unlock()
+	}
+	cp := *e.r
+	return &cp, nil
+}
+
+func (c *decodeCache) status(id string, data []byte) (model.Status, error) {
+	c.mu.Lock()
+	e, ok := c.statuses[id]
+	c.mu.Unlock()
+	if ok && bytes.Equal(e.data, data) {
+		return e.st, nil
+	}
+	st, err := decodeStatus(id, data)
+	if err != nil {
+		return model.Status{}, err
+	}
+	c.mu.Lock()
+	c.statuses[id] = cachedStatus{data: bytes.Clone(data), st: st}
+	c.mu.Unlock()
+	return st, nil
+}
+
+// forget drops an object's entries (it was deleted).
+func (c *decodeCache) forget(id string) {
+	c.mu.Lock()
+	delete(c.objects, id)
+	delete(c.statuses, id)
+	c.mu.Unlock()
 }
 
 func putStatus(tx Tx, id string, st model.Status) error {
@@ -490,7 +702,8 @@ func newID(kind model.Kind) (string, error) {
 }
 
 // Snapshot is every object, read in one transaction, and the revision it
-// reflects.
+// reflects. The objects' Specs are shared with the store's decode cache
+// and later snapshots: a reader must not modify them.
 type Snapshot struct {
 	Revision uint64
 	Objects  map[model.Kind][]*model.Resource
@@ -511,7 +724,7 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 			return fmt.Errorf("the stored revision is %d bytes, want 8", len(rev))
 		}
 		for _, k := range model.Kinds {
-			if snap.Objects[k], err = listObjects(tx, k); err != nil {
+			if snap.Objects[k], err = s.listObjects(tx, k); err != nil {
 				return err
 			}
 		}

@@ -37,8 +37,9 @@ var ErrInUse = errors.New("data dir is in use by another sallyportd")
 
 // Compile-time checks that the bolt types satisfy the store interfaces.
 var (
-	_ store.Backend = (*Backend)(nil)
-	_ store.Tx      = (*tx)(nil)
+	_ store.Backend            = (*Backend)(nil)
+	_ store.UnversionedUpdater = (*Backend)(nil)
+	_ store.Tx                 = (*tx)(nil)
 )
 
 // Option configures Open.
@@ -155,6 +156,21 @@ func (b *Backend) Update(ctx context.Context, fn func(store.Tx) error) (uint64, 
 	}
 	b.notify(rev)
 	return rev, nil
+}
+
+// UpdateUnversioned runs fn in a read-write transaction and commits it
+// (fsync) like Update, but leaves the revision alone and notifies nobody:
+// it is for writes that are not configuration (store.UnversionedUpdater).
+func (b *Backend) UpdateUnversioned(ctx context.Context, fn func(store.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return b.db.Update(func(btx *bolt.Tx) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return fn(&tx{btx: btx, writable: true})
+	})
 }
 
 // Revision returns the revision of the last committed Update (0 for a new
