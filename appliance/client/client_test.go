@@ -453,7 +453,10 @@ func TestRetries(t *testing.T) {
 				case <-r.Context().Done():
 				case <-time.After(5 * time.Second):
 				}
-				return
+				// Abort rather than return: returning would answer an
+				// empty 200, which a client that has not yet seen its
+				// stream reset could still read.
+				panic(http.ErrAbortHandler)
 			}
 			writeJSON(w, 200, gatewayJSON("gw_1", 1))
 		})
