@@ -270,6 +270,28 @@ func addWaitError(diags *diag.Diagnostics, kind model.Kind, id string, timeoutAt
 	}
 }
 
+// awaitLive finishes a Create or an Update, given the write's answer o (or
+// its error): it waits up to timeout until the appliance reports the
+// written generation live, and returns the object to record in state: the
+// live one, or the written one when waiting failed (the object exists: it
+// stays in state, tainted, so that it is not lost). It returns nil when the
+// write itself failed. Failures become diagnostics: the appliance's
+// validation problems on their attributes (pp), a failed or timed-out wait
+// naming the timeout attribute.
+func awaitLive[S any](ctx context.Context, col *client.Collection[S], o *model.Object[S], err error, timeout time.Duration,
+	action string, pp problemPaths, timeoutAttr string, diags *diag.Diagnostics) *model.Object[S] {
+	if err != nil {
+		addAPIError(diags, pp, action, err)
+		return nil
+	}
+	ready, err := waitReady(ctx, col, o, timeout)
+	if err != nil {
+		addWaitError(diags, col.Kind(), o.ID, timeoutAttr, err)
+		return o
+	}
+	return ready
+}
+
 // waitReady waits, within timeout, until the object reports ready at its
 // generation and returns it as last read. The appliance answers a write
 // once it is live, with the status of that reconcile, so the object a

@@ -539,14 +539,9 @@ func (r *connectionResource) Create(ctx context.Context, req resource.CreateRequ
 	}
 	col := r.client.Connections()
 	o, err := col.Create(ctx, plan.Name.ValueString(), spec)
-	if err != nil {
-		addAPIError(&resp.Diagnostics, connectionProblems, "create connection", err)
+	ready := awaitLive(ctx, col, o, err, timeout, "create connection", connectionProblems, "operation_timeouts.create", &resp.Diagnostics)
+	if ready == nil {
 		return
-	}
-	ready, err := waitReady(ctx, col, o, timeout)
-	if err != nil {
-		addWaitError(&resp.Diagnostics, model.KindConnection, o.ID, "operation_timeouts.create", err)
-		ready = o
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, connectionFromAPI(ready, &plan))...)
 }
@@ -596,14 +591,9 @@ func (r *connectionResource) Update(ctx context.Context, req resource.UpdateRequ
 		return
 	}
 	o, err := col.Replace(ctx, current.ID, plan.Name.ValueString(), spec, client.WriteOptions{IfMatch: current.Generation})
-	if err != nil {
-		addAPIError(&resp.Diagnostics, connectionProblems, "update connection", err)
+	ready := awaitLive(ctx, col, o, err, timeout, "update connection", connectionProblems, "operation_timeouts.update", &resp.Diagnostics)
+	if ready == nil {
 		return
-	}
-	ready, err := waitReady(ctx, col, o, timeout)
-	if err != nil {
-		addWaitError(&resp.Diagnostics, model.KindConnection, o.ID, "operation_timeouts.update", err)
-		ready = o
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, connectionFromAPI(ready, &plan))...)
 }

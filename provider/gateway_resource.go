@@ -282,14 +282,9 @@ func (r *gatewayResource) Create(ctx context.Context, req resource.CreateRequest
 	spec, _ := plan.spec(ctx)
 	col := r.client.Gateways()
 	o, err := col.Create(ctx, plan.Name.ValueString(), spec)
-	if err != nil {
-		addAPIError(&resp.Diagnostics, gatewayProblemPaths(&spec), "create gateway", err)
+	ready := awaitLive(ctx, col, o, err, timeout, "create gateway", gatewayProblemPaths(&spec), "timeouts.create", &resp.Diagnostics)
+	if ready == nil {
 		return
-	}
-	ready, err := waitReady(ctx, col, o, timeout)
-	if err != nil {
-		addWaitError(&resp.Diagnostics, model.KindGateway, o.ID, "timeouts.create", err)
-		ready = o
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, gatewayFromAPI(ready, plan.Timeouts))...)
 }
@@ -332,14 +327,9 @@ func (r *gatewayResource) Update(ctx context.Context, req resource.UpdateRequest
 	spec, _ := plan.spec(ctx)
 	col := r.client.Gateways()
 	o, err := col.Replace(ctx, state.ID.ValueString(), plan.Name.ValueString(), spec, client.WriteOptions{})
-	if err != nil {
-		addAPIError(&resp.Diagnostics, gatewayProblemPaths(&spec), "update gateway", err)
+	ready := awaitLive(ctx, col, o, err, timeout, "update gateway", gatewayProblemPaths(&spec), "timeouts.update", &resp.Diagnostics)
+	if ready == nil {
 		return
-	}
-	ready, err := waitReady(ctx, col, o, timeout)
-	if err != nil {
-		addWaitError(&resp.Diagnostics, model.KindGateway, o.ID, "timeouts.update", err)
-		ready = o
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, gatewayFromAPI(ready, plan.Timeouts))...)
 }

@@ -238,14 +238,9 @@ func (r *identityBindingResource) Create(ctx context.Context, req resource.Creat
 	spec, _ := plan.spec(ctx)
 	col := r.client.IdentityBindings()
 	o, err := col.Create(ctx, plan.Name.ValueString(), spec)
-	if err != nil {
-		addAPIError(&resp.Diagnostics, identityBindingProblemPaths(&spec), "create identity binding", err)
+	ready := awaitLive(ctx, col, o, err, timeout, "create identity binding", identityBindingProblemPaths(&spec), "timeouts.create", &resp.Diagnostics)
+	if ready == nil {
 		return
-	}
-	ready, err := waitReady(ctx, col, o, timeout)
-	if err != nil {
-		addWaitError(&resp.Diagnostics, model.KindIdentityBinding, o.ID, "timeouts.create", err)
-		ready = o
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, identityBindingFromAPI(ready, plan.Timeouts))...)
 }
@@ -288,14 +283,9 @@ func (r *identityBindingResource) Update(ctx context.Context, req resource.Updat
 	spec, _ := plan.spec(ctx)
 	col := r.client.IdentityBindings()
 	o, err := col.Replace(ctx, state.ID.ValueString(), plan.Name.ValueString(), spec, client.WriteOptions{})
-	if err != nil {
-		addAPIError(&resp.Diagnostics, identityBindingProblemPaths(&spec), "update identity binding", err)
+	ready := awaitLive(ctx, col, o, err, timeout, "update identity binding", identityBindingProblemPaths(&spec), "timeouts.update", &resp.Diagnostics)
+	if ready == nil {
 		return
-	}
-	ready, err := waitReady(ctx, col, o, timeout)
-	if err != nil {
-		addWaitError(&resp.Diagnostics, model.KindIdentityBinding, o.ID, "timeouts.update", err)
-		ready = o
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, identityBindingFromAPI(ready, plan.Timeouts))...)
 }

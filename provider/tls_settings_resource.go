@@ -373,15 +373,9 @@ func (r *tlsSettingsResource) Create(ctx context.Context, req resource.CreateReq
 	}
 	col := r.client.TLSSettings()
 	o, err := col.Create(ctx, plan.Name.ValueString(), spec)
-	if err != nil {
-		addAPIError(&resp.Diagnostics, tlsSettingsProblems, "create TLS settings", err)
+	ready := awaitLive(ctx, col, o, err, timeout, "create TLS settings", tlsSettingsProblems, "timeouts.create", &resp.Diagnostics)
+	if ready == nil {
 		return
-	}
-	ready, err := waitReady(ctx, col, o, timeout)
-	if err != nil {
-		// The object exists: keep it in state (tainted) so it is not lost.
-		addWaitError(&resp.Diagnostics, model.KindTLSSettings, o.ID, "timeouts.create", err)
-		ready = o
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, tlsSettingsFromAPI(ready, &plan))...)
 }
@@ -431,14 +425,9 @@ func (r *tlsSettingsResource) Update(ctx context.Context, req resource.UpdateReq
 		return
 	}
 	o, err := col.Replace(ctx, current.ID, plan.Name.ValueString(), spec, client.WriteOptions{IfMatch: current.Generation})
-	if err != nil {
-		addAPIError(&resp.Diagnostics, tlsSettingsProblems, "update TLS settings", err)
+	ready := awaitLive(ctx, col, o, err, timeout, "update TLS settings", tlsSettingsProblems, "timeouts.update", &resp.Diagnostics)
+	if ready == nil {
 		return
-	}
-	ready, err := waitReady(ctx, col, o, timeout)
-	if err != nil {
-		addWaitError(&resp.Diagnostics, model.KindTLSSettings, o.ID, "timeouts.update", err)
-		ready = o
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, tlsSettingsFromAPI(ready, &plan))...)
 }
