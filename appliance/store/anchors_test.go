@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"path/filepath"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/sallyport/terraform-provider-sallyport/appliance/model"
-	"github.com/sallyport/terraform-provider-sallyport/appliance/seal"
 	"github.com/sallyport/terraform-provider-sallyport/appliance/store"
 	"github.com/sallyport/terraform-provider-sallyport/appliance/store/boltstore"
 )
@@ -22,14 +20,7 @@ func newAnchorStore(t *testing.T) *store.Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { be.Close() })
-	key := make([]byte, seal.KeySize)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
-	}
-	sealer, err := seal.New(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sealer := newTestSealer(t)
 	return store.New(be, sealer)
 }
 

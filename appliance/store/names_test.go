@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"path/filepath"
 	"strings"
@@ -27,14 +26,7 @@ type reopenable struct {
 
 func newReopenable(t *testing.T) *reopenable {
 	t.Helper()
-	key := make([]byte, seal.KeySize)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
-	}
-	sealer, err := seal.New(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sealer := newTestSealer(t)
 	r := &reopenable{t: t, path: filepath.Join(t.TempDir(), "sallyport.db"), sealer: sealer, w: store.Writer{Actor: "test"}}
 	r.open()
 	t.Cleanup(func() {

@@ -502,7 +502,21 @@ func deleteSecrets(tx Tx, id string, keep map[string]bool) error {
 	return nil
 }
 
+// getObject reads one object with its status. Its Spec may be shared with
+// other readers (decodeCache).
 func (s *Store) getObject(tx Tx, kind model.Kind, id string) (*model.Resource, error) {
+	return s.readObject(tx, kind, id, false)
+}
+
+// getObjectCopy is getObject with a Spec of the caller's own, for readers
+// outside the store, which may modify what they read.
+func (s *Store) getObjectCopy(tx Tx, kind model.Kind, id string) (*model.Resource, error) {
+	return s.readObject(tx, kind, id, true)
+}
+
+// readObject decodes one object, into a Spec of its own when fresh, else
+// through the decode cache, and adds its status.
+func (s *Store) readObject(tx Tx, kind model.Kind, id string, fresh bool) (*model.Resource, error) {
 	data, err := tx.Get(ObjectBucket(string(kind)), id)
 	if errors.Is(err, ErrNotFound) {
 		return nil, &NotFoundError{Kind: kind, ID: id}
@@ -510,7 +524,7 @@ func (s *Store) getObject(tx Tx, kind model.Kind, id string) (*model.Resource, e
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", id, err)
 	}
-	r, err := s.decoded.record(kind, id, data)
+	r, err := s.decode(kind, id, data, fresh)
 	if err != nil {
 		return nil, err
 	}
@@ -518,22 +532,13 @@ func (s *Store) getObject(tx Tx, kind model.Kind, id string) (*model.Resource, e
 	return r, err
 }
 
-// getObjectCopy is getObject with a Spec of the caller's own, for readers
-// outside the store, which may modify what they read.
-func (s *Store) getObjectCopy(tx Tx, kind model.Kind, id string) (*model.Resource, error) {
-	data, err := tx.Get(ObjectBucket(string(kind)), id)
-	if errors.Is(err, ErrNotFound) {
-		return nil, &NotFoundError{Kind: kind, ID: id}
+// decode decodes a stored object: into a Spec of its own when fresh, else
+// through the decode cache.
+func (s *Store) decode(kind model.Kind, id string, data []byte, fresh bool) (*model.Resource, error) {
+	if fresh {
+		return decodeRecord(kind, data)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", id, err)
-	}
-	r, err := decodeRecord(kind, data)
-	if err != nil {
-		return nil, err
-	}
-	r.Status, err = s.getStatus(tx, id)
-	return r, err
+	return s.decoded.record(kind, id, data)
 }
 
 // listObjectsCopy is listObjects with Specs of the caller's own.
@@ -559,13 +564,7 @@ func (s *Store) listRecords(tx Tx, kind model.Kind) ([]*model.Resource, error) {
 func (s *Store) scanObjects(tx Tx, kind model.Kind, fresh, withStatus bool) ([]*model.Resource, error) {
 	var out []*model.Resource
 	err := tx.Scan(ObjectBucket(string(kind)), "", func(id string, data []byte) error {
-		var r *model.Resource
-		var err error
-		if fresh {
-			r, err = decodeRecord(kind, data)
-		} else {
-			r, err = s.decoded.record(kind, id, data)
-		}
+		r, err := s.decode(kind, id, data, fresh)
 		if err != nil {
 			return err
 		}

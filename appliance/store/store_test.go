@@ -36,6 +36,20 @@ type fixture struct {
 	w  store.Writer
 }
 
+// newTestSealer returns a sealer under a fresh random key.
+func newTestSealer(t *testing.T) *seal.Sealer {
+	t.Helper()
+	key := make([]byte, seal.KeySize)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := seal.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sealer
+}
+
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	be, err := boltstore.Open(filepath.Join(t.TempDir(), "sallyport.db"))
@@ -47,14 +61,7 @@ func newFixture(t *testing.T) *fixture {
 			t.Errorf("closing the bolt store: %v", err)
 		}
 	})
-	key := make([]byte, seal.KeySize)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
-	}
-	sealer, err := seal.New(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sealer := newTestSealer(t)
 	return &fixture{t: t, st: store.New(be, sealer), be: be, w: store.Writer{Actor: "admin-token:test", RequestID: "req-test"}}
 }
 
